@@ -1,0 +1,14 @@
+# ccache with precompiled headers: gcc needs -fpch-preprocess and ccache needs these sloppiness flags,
+# otherwise every torch TU misses the cache.
+if(SDRPN_USE_CCACHE)
+  find_program(SDRPN_CCACHE ccache)
+  if(SDRPN_CCACHE)
+    set(CMAKE_CXX_COMPILER_LAUNCHER
+        ${CMAKE_COMMAND} -E env "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+        ${SDRPN_CCACHE})
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+      add_compile_options(-fpch-preprocess)
+    endif()
+    message(STATUS "sdrpn: using ccache ${SDRPN_CCACHE}")
+  endif()
+endif()

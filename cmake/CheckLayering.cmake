@@ -1,0 +1,28 @@
+# Source-level layering check: core/ must not include Qt, widgets/ must not include LibTorch.
+# Usage: cmake -DROOT=<source dir> -P CheckLayering.cmake   (fails with a list of offending lines)
+if(NOT ROOT)
+  message(FATAL_ERROR "CheckLayering: pass -DROOT=<dir>")
+endif()
+
+set(_violations "")
+function(_scan folder regex what)
+  file(GLOB_RECURSE _files "${ROOT}/${folder}/*.h" "${ROOT}/${folder}/*.hpp" "${ROOT}/${folder}/*.cpp")
+  foreach(f IN LISTS _files)
+    file(STRINGS "${f}" _lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"](${regex})")
+    foreach(l IN LISTS _lines)
+      file(RELATIVE_PATH _rel "${ROOT}" "${f}")
+      string(STRIP "${l}" l)
+      list(APPEND _violations "${_rel}: ${l}  (${what})")
+    endforeach()
+  endforeach()
+  set(_violations "${_violations}" PARENT_SCOPE)
+endfunction()
+
+_scan(core "Q[A-Z][A-Za-z]*|Qt[A-Za-z]*/|qcustomplot" "core/ must not use Qt")
+_scan(widgets "torch/|ATen/|c10/|caffe2/" "widgets/ must not use LibTorch")
+
+if(_violations)
+  list(JOIN _violations "\n  " _msg)
+  message(FATAL_ERROR "layering violations:\n  ${_msg}")
+endif()
+message(STATUS "layering ok")

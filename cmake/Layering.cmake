@@ -1,0 +1,21 @@
+# Link-level layering check, run when CMake generates: the core never links Qt, the widgets never link
+# LibTorch. The source-level twin is CheckLayering.cmake, run as a test.
+function(_sdrpn_forbid target pattern why)
+  if(NOT TARGET ${target})
+    return()
+  endif()
+  get_target_property(_libs ${target} LINK_LIBRARIES)
+  get_target_property(_ilibs ${target} INTERFACE_LINK_LIBRARIES)
+  foreach(l IN LISTS _libs _ilibs)
+    if(l MATCHES "${pattern}")
+      message(FATAL_ERROR "layering: ${target} links ${l}: ${why}")
+    endif()
+  endforeach()
+endfunction()
+
+function(sdrpn_check_layering)
+  foreach(t sdrpn_base sdrpn_io sdrpn_image sdrpn_text sdrpn_models sdrpn_method sdrpn_data sdrpn_pipeline sdrpn_core)
+    _sdrpn_forbid(${t} "^Qt6::|QCustomPlot" "core/ must stay free of Qt")
+  endforeach()
+  _sdrpn_forbid(sdrpn_widgets "torch|sdrpn_core|sdrpn_models" "widgets/ must stay free of LibTorch")
+endfunction()

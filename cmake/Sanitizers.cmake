@@ -1,0 +1,8 @@
+if(SDRPN_SANITIZE)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    message(FATAL_ERROR "SDRPN_SANITIZE needs gcc or clang")
+  endif()
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+  message(STATUS "sdrpn: ASan + UBSan build")
+endif()

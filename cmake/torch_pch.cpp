@@ -1,0 +1,1 @@
+// Carrier for the shared precompiled <torch/torch.h> (see TorchPch.cmake).

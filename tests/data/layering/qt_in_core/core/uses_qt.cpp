@@ -1,0 +1,2 @@
+// Deliberate violation for the layering check test.
+#include <QString>

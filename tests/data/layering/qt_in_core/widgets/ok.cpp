@@ -1,0 +1,2 @@
+// Allowed: widgets may use Qt.
+#include <QWidget>

@@ -1,0 +1,2 @@
+// Allowed: core may use LibTorch.
+#include <torch/torch.h>
