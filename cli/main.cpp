@@ -1,12 +1,47 @@
-// sdrpn: the command-line twin of the studio.
+// sdrpn: the command-line twin of SD-RPN Studio. Every job the studio runs has a subcommand here.
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 
+#include "cli/args.h"
+#include "cli/commands.h"
+
+namespace {
+
+const sdrpn::cli::Command kCommands[] = {};
+
+void usage(std::FILE* out) {
+    std::fprintf(out, "usage: sdrpn <command> [options]\n\ncommands:\n");
+    for (const auto& c : kCommands) std::fprintf(out, "  %-18s %s\n", c.name, c.summary);
+    std::fprintf(out, "\n`sdrpn <command> --help` describes a command's options.\n");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::cerr << "usage: sdrpn <command> [options]\n";
-        return 2;
+        usage(stderr);
+        return sdrpn::cli::kExitUsage;
     }
-    std::cerr << "sdrpn: unknown command '" << argv[1] << "'\n";
-    return 2;
+    const std::string name = argv[1];
+    if (name == "-h" || name == "--help" || name == "help") {
+        usage(stdout);
+        return sdrpn::cli::kExitOk;
+    }
+    for (const auto& c : kCommands) {
+        if (name != c.name) continue;
+        try {
+            return c.run(sdrpn::cli::Argv(argv + 2, argv + argc));
+        } catch (const sdrpn::cli::UsageError& e) {
+            std::cerr << "sdrpn " << name << ": " << e.what() << "\n(see `sdrpn " << name << " --help`)\n";
+            return sdrpn::cli::kExitUsage;
+        } catch (const std::exception& e) {
+            std::cerr << "sdrpn " << name << ": " << e.what() << "\n";
+            return sdrpn::cli::kExitFailed;
+        }
+    }
+    std::cerr << "sdrpn: unknown command '" << name << "'\n";
+    usage(stderr);
+    return sdrpn::cli::kExitUsage;
 }

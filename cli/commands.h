@@ -1,0 +1,32 @@
+// The sdrpn subcommands. Each takes the arguments after its name and returns the process exit code
+// (0 ok, 1 failed, 2 usage, 130 cancelled).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace sdrpn::cli {
+
+using Argv = std::vector<std::string>;
+
+struct Command {
+    const char* name;
+    const char* summary;
+    int (*run)(const Argv& args);
+};
+
+int runMakeDemoModel(const Argv& args);
+
+// Exit codes shared by the commands.
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitCancelled = 130;
+
+// Installs a SIGINT handler that asks `ctx` to cancel (a second Ctrl-C exits at once).
+void cancelOnInterrupt(void* jobContext);
+
+// A one-line progress printer for the terminal ("\r[ 42%] message").
+void printProgress(double fraction, const std::string& message);
+
+}  // namespace sdrpn::cli
