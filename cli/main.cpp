@@ -3,13 +3,14 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 
 namespace {
 
-const sdrpn::cli::Command kCommands[] = {};
+const std::vector<sdrpn::cli::Command> kCommands = {};
 
 void usage(std::FILE* out) {
     std::fprintf(out, "usage: sdrpn <command> [options]\n\ncommands:\n");
