@@ -317,3 +317,31 @@ TEST(Image, SaveByExtensionAndErrors) {
     EXPECT_NE(msg.find("broken.png"), std::string::npos) << msg;
     EXPECT_FALSE(fs::exists(dir + "/broken.png"));
 }
+
+TEST(Image, RandomlyDamagedImagesNeverCrash) {
+    // Every outcome is an RGB8 image of consistent size or an sdrpn::Error naming the input.
+    cv::Mat noise(24, 40, CV_8UC3);
+    cv::randu(noise, 0, 255);
+    std::vector<std::uint8_t> png, jpg;
+    ASSERT_TRUE(cv::imencode(".png", noise, png));
+    jpg = orientedJpeg(6);
+    std::uint64_t state = 99;
+    auto next = [&] {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<std::uint32_t>(state >> 33);
+    };
+    for (const auto* source : {&png, &jpg}) {
+        for (int round = 0; round < 150; ++round) {
+            std::vector<std::uint8_t> bytes = *source;
+            for (int f = 0; f < 1 + static_cast<int>(next() % 4); ++f)
+                bytes[next() % bytes.size()] = static_cast<std::uint8_t>(next());
+            if (next() % 5 == 0) bytes.resize(1 + next() % bytes.size());
+            try {
+                ImageRgb8 img = decodeImage(bytes, "damaged-input");
+                EXPECT_EQ(img.pixels.size(), std::size_t(img.width) * img.height * 3);
+            } catch (const sdrpn::Error& e) {
+                EXPECT_NE(std::string(e.what()).find("damaged-input"), std::string::npos) << e.what();
+            }
+        }
+    }
+}

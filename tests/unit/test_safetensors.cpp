@@ -526,3 +526,50 @@ TEST(SafetensorsArchive, OpensTheTinyLlavaFixture) {
         EXPECT_EQ(std::uint64_t(info.numel()) * dtypeSize(info.dtype), info.nbytes()) << name;
     }
 }
+
+TEST(SafetensorsReader, RandomlyDamagedFilesNeverCrash) {
+    // Flip bytes in the length and header of a valid file: every outcome is either a valid archive or an
+    // sdrpn::Error, never a crash or another exception type.
+    const std::string dir = sdrpn::test::scratchDir();
+    const std::string good = dir + "/good.safetensors";
+    std::vector<float> a = {1, 2, 3, 4}, b = {5, 6};
+    std::vector<std::uint8_t> c = {1, 0, 1};
+    writeSafetensors(good,
+                     {{"a", DType::F32, {2, 2}, a.data()},
+                      {"b", DType::F32, {2}, b.data()},
+                      {"c", DType::BOOL, {3}, c.data()}},
+                     {{"format", "pt"}});
+    std::ifstream in(good, std::ios::binary);
+    const std::vector<char> original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::uint64_t state = 12345;
+    auto next = [&] {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<std::uint32_t>(state >> 33);
+    };
+    const std::string damaged = dir + "/damaged.safetensors";
+    int accepted = 0;
+    for (int round = 0; round < 150; ++round) {
+        std::vector<char> bytes = original;
+        const int flips = 1 + static_cast<int>(next() % 3);
+        for (int f = 0; f < flips; ++f) {
+            const std::size_t at = next() % std::min<std::size_t>(bytes.size(), 160);
+            bytes[at] = static_cast<char>(next() & 0xff);
+        }
+        if (next() % 8 == 0) bytes.resize(next() % bytes.size());
+        std::ofstream(damaged, std::ios::binary)
+            .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        try {
+            auto archive = SafetensorsArchive::open(damaged);
+            for (const std::string& name : archive->names()) {
+                RawTensor raw = archive->raw(name);
+                volatile std::uint8_t sink = 0;
+                for (std::uint64_t i = 0; i < raw.info->nbytes(); ++i) sink = sink + raw.data[i];
+                (void)sink;
+            }
+            ++accepted;
+        } catch (const sdrpn::Error& e) {
+            EXPECT_NE(std::string(e.what()).find(damaged), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_LT(accepted, 150);
+}
