@@ -1,0 +1,113 @@
+#include "core/models/clip_vision.h"
+
+#include <cmath>
+
+#include "core/models/attention.h"
+#include "core/result.h"
+
+namespace sdrpn::models {
+
+int clipLayersToRun(int numLayers, int featureLayer) {
+    // hidden_states has numLayers + 1 entries: [embeddings (after pre_layrnorm), layer 0, ..., layer n-1].
+    const int index = featureLayer < 0 ? numLayers + 1 + featureLayer : featureLayer;
+    if (index < 0 || index > numLayers)
+        throw Error("vision_feature_layer " + std::to_string(featureLayer) + " is outside the tower's " +
+                    std::to_string(numLayers) + " layers");
+    return index;
+}
+
+std::vector<WeightSpec> clipVisionWeightSpecs(const io::ClipVisionConfig& cfg, const std::string& prefix,
+                                              int featureLayer) {
+    const std::int64_t c = cfg.hiddenSize, inter = cfg.intermediateSize, p = cfg.patchSize;
+    const std::int64_t positions = std::int64_t(cfg.numPatches()) + 1;
+    const int used = clipLayersToRun(cfg.numHiddenLayers, featureLayer);
+    std::vector<WeightSpec> specs;
+    specs.push_back({prefix + ".embeddings.patch_embedding.weight", {c, cfg.numChannels, p, p}});
+    specs.push_back({prefix + ".embeddings.class_embedding", {c}});
+    specs.push_back({prefix + ".embeddings.position_embedding.weight", {positions, c}});
+    specs.push_back({prefix + ".pre_layrnorm.weight", {c}});
+    specs.push_back({prefix + ".pre_layrnorm.bias", {c}});
+    for (int i = 0; i < cfg.numHiddenLayers; ++i) {
+        const std::string l = prefix + ".encoder.layers." + std::to_string(i);
+        const bool load = i < used;
+        for (const char* norm : {".layer_norm1", ".layer_norm2"}) {
+            specs.push_back({l + norm + ".weight", {c}, load});
+            specs.push_back({l + norm + ".bias", {c}, load});
+        }
+        for (const char* proj :
+             {".self_attn.q_proj", ".self_attn.k_proj", ".self_attn.v_proj", ".self_attn.out_proj"}) {
+            specs.push_back({l + proj + ".weight", {c, c}, load});
+            specs.push_back({l + proj + ".bias", {c}, load});
+        }
+        specs.push_back({l + ".mlp.fc1.weight", {inter, c}, load});
+        specs.push_back({l + ".mlp.fc1.bias", {inter}, load});
+        specs.push_back({l + ".mlp.fc2.weight", {c, inter}, load});
+        specs.push_back({l + ".mlp.fc2.bias", {c}, load});
+    }
+    return specs;
+}
+
+ClipEncoderLayerImpl::ClipEncoderLayerImpl(const WeightMap& w, const std::string& prefix,
+                                           const io::ClipVisionConfig& cfg)
+    : m_heads(cfg.numAttentionHeads), m_headDim(cfg.headDim()), m_act(cfg.hiddenAct) {
+    TORCH_CHECK(m_heads > 0 && cfg.hiddenSize % m_heads == 0, "CLIP: hidden ", cfg.hiddenSize,
+                " not divisible by ", m_heads, " heads");
+    checkActivation(m_act, prefix);
+    m_scale = 1.0 / std::sqrt(double(m_headDim));
+    m_ln1 = register_module("layer_norm1", LayerNorm(w, prefix + ".layer_norm1", cfg.layerNormEps));
+    m_q = register_module("q_proj", Dense(w, prefix + ".self_attn.q_proj", true));
+    m_k = register_module("k_proj", Dense(w, prefix + ".self_attn.k_proj", true));
+    m_v = register_module("v_proj", Dense(w, prefix + ".self_attn.v_proj", true));
+    m_out = register_module("out_proj", Dense(w, prefix + ".self_attn.out_proj", true));
+    m_ln2 = register_module("layer_norm2", LayerNorm(w, prefix + ".layer_norm2", cfg.layerNormEps));
+    m_fc1 = register_module("fc1", Dense(w, prefix + ".mlp.fc1", true));
+    m_fc2 = register_module("fc2", Dense(w, prefix + ".mlp.fc2", true));
+}
+
+torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x) const {
+    const std::int64_t batch = x.size(0), len = x.size(1);
+    auto y = m_ln1->forward(x);
+    auto split = [&](const torch::Tensor& t) {
+        return t.view({batch, len, m_heads, m_headDim}).transpose(1, 2);
+    };
+    auto a = scaledDotProductAttention(split(m_q->forward(y)), split(m_k->forward(y)), split(m_v->forward(y)),
+                                       /*causal=*/false, 0, m_scale);
+    auto h = x + m_out->forward(a.transpose(1, 2).reshape({batch, len, m_heads * m_headDim}));
+    return h + m_fc2->forward(activation(m_act, m_fc1->forward(m_ln2->forward(h))));
+}
+
+ClipVisionTowerImpl::ClipVisionTowerImpl(const WeightMap& w, const std::string& prefix,
+                                         const io::ClipVisionConfig& cfg, int featureLayer)
+    : m_cfg(cfg) {
+    m_patchWeight = register_parameter("patch_embedding",
+                                       weight(w, prefix + ".embeddings.patch_embedding.weight"), false);
+    m_classEmbedding =
+        register_parameter("class_embedding", weight(w, prefix + ".embeddings.class_embedding"), false);
+    m_positionEmbedding = register_parameter(
+        "position_embedding", weight(w, prefix + ".embeddings.position_embedding.weight"), false);
+    m_preNorm = register_module("pre_layrnorm", LayerNorm(w, prefix + ".pre_layrnorm", cfg.layerNormEps));
+    const int used = clipLayersToRun(cfg.numHiddenLayers, featureLayer);
+    for (int i = 0; i < used; ++i)
+        m_layers.push_back(
+            register_module("layer" + std::to_string(i),
+                            ClipEncoderLayer(w, prefix + ".encoder.layers." + std::to_string(i), cfg)));
+}
+
+torch::Tensor ClipVisionTowerImpl::forward(const torch::Tensor& pixelsIn) const {
+    auto pixels = pixelsIn.dim() == 3 ? pixelsIn.unsqueeze(0) : pixelsIn;
+    TORCH_CHECK(pixels.dim() == 4 && pixels.size(1) == m_cfg.numChannels &&
+                    pixels.size(2) == m_cfg.imageSize && pixels.size(3) == m_cfg.imageSize,
+                "CLIP: pixels must be [B, ", m_cfg.numChannels, ", ", m_cfg.imageSize, ", ", m_cfg.imageSize,
+                "], got ", pixelsIn.sizes());
+    pixels = pixels.to(m_patchWeight.device(), m_patchWeight.scalar_type());
+    const std::int64_t batch = pixels.size(0);
+    // [B, C, g, g] -> [B, g*g, C]; patch p = row * g + col.
+    auto patches = torch::conv2d(pixels, m_patchWeight, {}, m_cfg.patchSize).flatten(2).transpose(1, 2);
+    auto cls = m_classEmbedding.view({1, 1, -1}).expand({batch, 1, m_classEmbedding.size(0)});
+    auto x = torch::cat({cls, patches}, 1) + m_positionEmbedding.unsqueeze(0);
+    x = m_preNorm->forward(x);
+    for (const auto& layer : m_layers) x = layer->forward(x);
+    return x;
+}
+
+}  // namespace sdrpn::models

@@ -1,0 +1,118 @@
+#include "core/models/generation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace sdrpn::models {
+
+TokenSampler::TokenSampler(const GenerationOptions& options) : m_options(options), m_rng(options.seed) {}
+
+std::int64_t TokenSampler::next(const torch::Tensor& logitsIn) {
+    auto logits = logitsIn.detach().to(torch::kCPU, torch::kFloat).contiguous().view({-1});
+    const std::int64_t n = logits.numel();
+    TORCH_CHECK(n > 0, "sampler: empty logits");
+    const float* data = logits.data_ptr<float>();
+    if (!m_options.sample || m_options.temperature <= 0.0) {
+        return std::int64_t(std::max_element(data, data + n) - data);  // first maximum, like torch.argmax
+    }
+    std::vector<double> scores(data, data + n);
+    for (auto& s : scores) s /= m_options.temperature;
+    const double negInf = -std::numeric_limits<double>::infinity();
+    std::vector<std::int64_t> order(std::size_t(n), 0);
+    std::iota(order.begin(), order.end(), 0);
+    if (m_options.topK > 0 && m_options.topK < n) {
+        // HF TopKLogitsWarper: keep scores >= the k-th largest.
+        std::vector<double> sorted(scores);
+        std::nth_element(sorted.begin(), sorted.begin() + (m_options.topK - 1), sorted.end(),
+                         std::greater<>());
+        const double kth = sorted[std::size_t(m_options.topK - 1)];
+        for (auto& s : scores)
+            if (s < kth) s = negInf;
+    }
+    if (m_options.topP < 1.0) {
+        // HF TopPLogitsWarper: sort ascending, drop the low tail whose cumulative probability <= 1 - top_p,
+        // always keeping the most likely token.
+        std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return scores[a] < scores[b]; });
+        const double mx = scores[std::size_t(order.back())];
+        double z = 0.0;
+        for (auto s : scores) z += std::exp(s - mx);
+        double cum = 0.0;
+        for (std::size_t i = 0; i + 1 < order.size(); ++i) {
+            auto& s = scores[std::size_t(order[i])];
+            cum += std::exp(s - mx) / z;
+            if (cum <= 1.0 - m_options.topP) s = negInf;
+        }
+    }
+    const double mx = *std::max_element(scores.begin(), scores.end());
+    std::vector<double> probs(scores.size());
+    for (std::size_t i = 0; i < scores.size(); ++i) probs[i] = std::exp(scores[i] - mx);
+    std::discrete_distribution<std::int64_t> dist(probs.begin(), probs.end());
+    return dist(m_rng);
+}
+
+namespace {
+
+bool isStop(std::int64_t token, const Backbone& model, const GenerationOptions& options, StopReason& reason) {
+    if (options.stopAtEos && token == model.info().eosTokenId) {
+        reason = StopReason::Eos;
+        return true;
+    }
+    if (std::find(options.stopTokens.begin(), options.stopTokens.end(), token) != options.stopTokens.end()) {
+        reason = StopReason::StopToken;
+        return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+GenerationResult generateFrom(const Backbone& model, Context& ctx, torch::Tensor lastLogits,
+                              const GenerationOptions& options, const JobContext& job,
+                              const TokenCallback& onToken) {
+    torch::NoGradGuard noGrad;
+    TORCH_CHECK(lastLogits.defined() && lastLogits.dim() == 1,
+                "generate: logits of the last token must be [vocab]");
+    GenerationResult result;
+    result.promptTokens = ctx.length();
+    TokenSampler sampler(options);
+    std::vector<torch::Tensor> steps;
+    auto logits = std::move(lastLogits);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < options.maxNewTokens; ++i) {
+        job.throwIfCancelled();
+        auto cpuLogits = logits.to(torch::kCPU, torch::kFloat);
+        const std::int64_t token = sampler.next(cpuLogits);
+        result.tokens.push_back(token);
+        if (options.keepStepLogits) steps.push_back(cpuLogits);
+        if (onToken) onToken(token, std::size_t(i));
+        job.report(i + 1, options.maxNewTokens, "decoding");
+        if (isStop(token, model, options, result.stopReason)) break;
+        if (i + 1 == options.maxNewTokens) {
+            result.stopReason = StopReason::MaxTokens;
+            break;
+        }
+        logits = model.decodeStep(ctx, token);
+    }
+    result.decodeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!steps.empty()) result.stepLogits = torch::stack(steps);
+    return result;
+}
+
+GenerationResult generate(const Backbone& model, Context& ctx, const PromptInput& prompt,
+                          const GenerationOptions& options, const JobContext& job,
+                          const TokenCallback& onToken, const PrefillOptions& prefillOptions) {
+    torch::NoGradGuard noGrad;
+    job.throwIfCancelled();
+    PrefillOptions po = prefillOptions;
+    po.computeLogits = true;
+    po.allLogits = false;
+    PrefillResult p = model.prefill(ctx, prompt, po);
+    auto result = generateFrom(model, ctx, p.logits, options, job, onToken);
+    result.prefillSeconds = p.seconds;
+    return result;
+}
+
+}  // namespace sdrpn::models

@@ -1,0 +1,255 @@
+#include "core/models/llama.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "core/models/attention.h"
+#include "core/result.h"
+
+namespace sdrpn::models {
+
+namespace {
+
+std::string layerPrefix(const std::string& prefix, int i) {
+    return prefix + "model.layers." + std::to_string(i);
+}
+
+void synchronize(torch::Device device) {
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+}  // namespace
+
+// ---- RoPE ----------------------------------------------------------------------------------------------
+
+RotaryEmbedding::RotaryEmbedding(std::int64_t headDim, double theta, torch::Device device) {
+    TORCH_CHECK(headDim % 2 == 0, "RoPE: head dim ", headDim, " is odd");
+    auto exponents = torch::arange(0, headDim, 2, torch::kLong).to(torch::kFloat) / double(headDim);
+    m_invFreq = (1.0 / torch::pow(torch::scalar_tensor(theta, torch::kFloat), exponents)).to(device);
+}
+
+RopeTable RotaryEmbedding::table(std::int64_t start, std::int64_t length, torch::ScalarType dtype) const {
+    return table(torch::arange(start, start + length,
+                               torch::TensorOptions().dtype(torch::kLong).device(m_invFreq.device())),
+                 dtype);
+}
+
+RopeTable RotaryEmbedding::table(const torch::Tensor& positions, torch::ScalarType dtype) const {
+    TORCH_CHECK(m_invFreq.defined(), "RoPE: not initialised");
+    auto freqs = torch::outer(positions.to(m_invFreq.device(), torch::kFloat), m_invFreq);  // [L, d/2]
+    auto emb = torch::cat({freqs, freqs}, -1);
+    return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+torch::Tensor applyRotary(const torch::Tensor& x, const RopeTable& rope) {
+    const std::int64_t half = x.size(-1) / 2;
+    auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    return x * rope.cos + rotated * rope.sin;
+}
+
+// ---- attention / MLP / layer ----------------------------------------------------------------------------
+
+LlamaAttentionImpl::LlamaAttentionImpl(const WeightMap& w, const std::string& prefix,
+                                       const io::LlamaConfig& cfg)
+    : m_heads(cfg.numAttentionHeads), m_kvHeads(cfg.numKeyValueHeads), m_headDim(cfg.headDim) {
+    TORCH_CHECK(m_heads > 0 && m_kvHeads > 0 && m_heads % m_kvHeads == 0, "LLaMA attention: ", m_heads,
+                " heads vs ", m_kvHeads, " kv heads");
+    m_scale = 1.0 / std::sqrt(double(m_headDim));
+    m_q = register_module("q_proj", Dense(w, prefix + ".q_proj", cfg.attentionBias));
+    m_k = register_module("k_proj", Dense(w, prefix + ".k_proj", cfg.attentionBias));
+    m_v = register_module("v_proj", Dense(w, prefix + ".v_proj", cfg.attentionBias));
+    m_o = register_module("o_proj", Dense(w, prefix + ".o_proj", cfg.attentionBias));
+}
+
+torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const RopeTable& rope, std::int64_t start,
+                                          KvCache* cache, int layer, LayerCapture* capture) const {
+    const std::int64_t batch = x.size(0), len = x.size(1);
+    auto q = m_q->forward(x).view({batch, len, m_heads, m_headDim}).transpose(1, 2);
+    auto k = m_k->forward(x).view({batch, len, m_kvHeads, m_headDim}).transpose(1, 2);
+    auto v = m_v->forward(x).view({batch, len, m_kvHeads, m_headDim}).transpose(1, 2);
+    q = applyRotary(q, rope);
+    k = applyRotary(k, rope);
+    torch::Tensor keys = k, values = v;
+    if (cache) {
+        TORCH_CHECK(batch == 1, "LLaMA attention: a KV cache holds one sequence, got batch ", batch);
+        TORCH_CHECK(cache->length(layer) == start, "LLaMA layer ", layer, " holds ", cache->length(layer),
+                    " cached positions but this call starts at position ", start,
+                    " (truncate the context after a partial prefill)");
+        auto kv = cache->append(layer, k[0], v[0]);
+        keys = kv.first.unsqueeze(0);
+        values = kv.second.unsqueeze(0);
+    }
+    auto out = scaledDotProductAttention(q, keys, values, /*causal=*/true, start, m_scale);
+    if (capture && capture->localRows.defined() && capture->localRows.numel() > 0) {
+        TORCH_CHECK(batch == 1, "attention capture needs batch 1");
+        if (capture->measure) synchronize(x.device());
+        const auto t0 = std::chrono::steady_clock::now();
+        auto qRows = q[0].index_select(1, capture->localRows);  // [heads, S, d], post-RoPE
+        capture->result = attentionRows(qRows, keys[0], capture->positions, capture->columns, m_scale);
+        if (capture->measure) synchronize(x.device());
+        capture->seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        capture->scratchBytes =
+            std::max(capture->scratchBytes, std::int64_t(m_heads) * qRows.size(1) * keys.size(2) * 4);
+    }
+    out = out.transpose(1, 2).reshape({batch, len, m_heads * m_headDim});
+    return m_o->forward(out);
+}
+
+LlamaMlpImpl::LlamaMlpImpl(const WeightMap& w, const std::string& prefix, const io::LlamaConfig& cfg)
+    : m_act(cfg.hiddenAct) {
+    checkActivation(m_act, prefix);
+    m_gate = register_module("gate_proj", Dense(w, prefix + ".gate_proj", cfg.mlpBias));
+    m_up = register_module("up_proj", Dense(w, prefix + ".up_proj", cfg.mlpBias));
+    m_down = register_module("down_proj", Dense(w, prefix + ".down_proj", cfg.mlpBias));
+}
+
+torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) const {
+    return m_down->forward(activation(m_act, m_gate->forward(x)) * m_up->forward(x));
+}
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const WeightMap& w, const std::string& prefix,
+                                             const io::LlamaConfig& cfg) {
+    m_inputNorm = register_module("input_layernorm", RmsNorm(w, prefix + ".input_layernorm", cfg.rmsNormEps));
+    m_attn = register_module("self_attn", LlamaAttention(w, prefix + ".self_attn", cfg));
+    m_postNorm = register_module("post_attention_layernorm",
+                                 RmsNorm(w, prefix + ".post_attention_layernorm", cfg.rmsNormEps));
+    m_mlp = register_module("mlp", LlamaMlp(w, prefix + ".mlp", cfg));
+}
+
+torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& h, const RopeTable& rope,
+                                             std::int64_t start, KvCache* cache, int layer,
+                                             LayerCapture* capture) const {
+    auto x = h + m_attn->forward(m_inputNorm->forward(h), rope, start, cache, layer, capture);
+    return x + m_mlp->forward(m_postNorm->forward(x));
+}
+
+// ---- text model ------------------------------------------------------------------------------------------
+
+std::vector<WeightSpec> llamaWeightSpecs(const io::LlamaConfig& cfg, const std::string& prefix) {
+    const std::int64_t h = cfg.hiddenSize, inter = cfg.intermediateSize;
+    const std::int64_t qDim = std::int64_t(cfg.numAttentionHeads) * cfg.headDim;
+    const std::int64_t kvDim = std::int64_t(cfg.numKeyValueHeads) * cfg.headDim;
+    std::vector<WeightSpec> specs;
+    specs.push_back({prefix + "model.embed_tokens.weight", {cfg.vocabSize, h}});
+    for (int i = 0; i < cfg.numHiddenLayers; ++i) {
+        const std::string p = layerPrefix(prefix, i);
+        specs.push_back({p + ".input_layernorm.weight", {h}});
+        specs.push_back({p + ".self_attn.q_proj.weight", {qDim, h}});
+        specs.push_back({p + ".self_attn.k_proj.weight", {kvDim, h}});
+        specs.push_back({p + ".self_attn.v_proj.weight", {kvDim, h}});
+        specs.push_back({p + ".self_attn.o_proj.weight", {h, qDim}});
+        if (cfg.attentionBias) {
+            specs.push_back({p + ".self_attn.q_proj.bias", {qDim}});
+            specs.push_back({p + ".self_attn.k_proj.bias", {kvDim}});
+            specs.push_back({p + ".self_attn.v_proj.bias", {kvDim}});
+            specs.push_back({p + ".self_attn.o_proj.bias", {h}});
+        }
+        specs.push_back({p + ".post_attention_layernorm.weight", {h}});
+        specs.push_back({p + ".mlp.gate_proj.weight", {inter, h}});
+        specs.push_back({p + ".mlp.up_proj.weight", {inter, h}});
+        specs.push_back({p + ".mlp.down_proj.weight", {h, inter}});
+        if (cfg.mlpBias) {
+            specs.push_back({p + ".mlp.gate_proj.bias", {inter}});
+            specs.push_back({p + ".mlp.up_proj.bias", {inter}});
+            specs.push_back({p + ".mlp.down_proj.bias", {h}});
+        }
+    }
+    specs.push_back({prefix + "model.norm.weight", {h}});
+    if (!cfg.tieWordEmbeddings) specs.push_back({prefix + "lm_head.weight", {cfg.vocabSize, h}});
+    return specs;
+}
+
+LlamaTextModelImpl::LlamaTextModelImpl(const WeightMap& w, const std::string& prefix,
+                                       const io::LlamaConfig& cfg, torch::Device device)
+    : m_cfg(cfg) {
+    m_embed = register_parameter("embed_tokens", weight(w, prefix + "model.embed_tokens.weight"), false);
+    for (int i = 0; i < cfg.numHiddenLayers; ++i)
+        m_layers.push_back(
+            register_module("layer" + std::to_string(i), LlamaDecoderLayer(w, layerPrefix(prefix, i), cfg)));
+    m_norm = register_module("norm", RmsNorm(w, prefix + "model.norm", cfg.rmsNormEps));
+    auto head = cfg.tieWordEmbeddings ? m_embed : weight(w, prefix + "lm_head.weight");
+    m_lmHead = register_module("lm_head", Dense(head, torch::Tensor()));
+    m_rope = RotaryEmbedding(cfg.headDim, cfg.ropeTheta, device);
+}
+
+torch::Tensor LlamaTextModelImpl::embed(const torch::Tensor& ids) const {
+    return torch::embedding(m_embed, ids);
+}
+
+torch::Tensor LlamaTextModelImpl::logits(const torch::Tensor& h) const {
+    return m_lmHead->forward(m_norm->forward(h)).to(torch::kFloat);
+}
+
+TextForwardResult LlamaTextModelImpl::forward(Context& ctx, const torch::Tensor& h,
+                                              const TextForward& run) const {
+    TORCH_CHECK(h.dim() == 3 && h.size(0) == 1, "LLaMA forward: hidden states must be [1, L, hidden], got ",
+                h.sizes());
+    const std::int64_t len = h.size(1);
+    const std::int64_t start = ctx.length() - len;
+    TORCH_CHECK(start >= 0, "LLaMA forward: append the ", len, " tokens to the context first");
+    const int endLayer = run.endLayer < 0 ? layerCount() : std::min(run.endLayer, layerCount());
+    const auto rope = m_rope.table(start, len, h.scalar_type());
+    const torch::Device device = h.device();
+
+    TextForwardResult result;
+    auto keep = [&](int index, const torch::Tensor& x) {
+        if (std::find(run.keepHidden.begin(), run.keepHidden.end(), index) != run.keepHidden.end())
+            result.hidden[index] = x[0];
+    };
+
+    // Capture setup (mllm_reference.md §10): rows of this call, image-key columns of the whole context.
+    const auto& captured = ctx.capturedLayers();
+    const bool capturing = !run.captureRows.empty() && !captured.empty();
+    LayerCapture capture;
+    CaptureBlock block;
+    if (capturing) {
+        TORCH_CHECK(run.captureMeta.size() == run.captureRows.size(),
+                    "capture rows and their description differ");
+        for (std::int64_t r : run.captureRows) {
+            TORCH_CHECK(r >= 0 && r < len, "capture row ", r, " outside this call's ", len, " rows");
+            capture.positions.push_back(start + r);
+        }
+        capture.localRows = torch::tensor(run.captureRows, torch::kLong).to(device);
+        capture.columns = ctx.imageKeyIndex();
+        block.rows = run.captureMeta;
+        block.columns = ctx.imageKeyCount();
+    }
+    capture.measure = ctx.captureRequest().measure;
+
+    torch::Tensor x = h;
+    try {
+        keep(0, x);
+        std::size_t slot = 0;
+        for (int i = 0; i < endLayer; ++i) {
+            const bool here = capturing && slot < captured.size() && captured[slot] == i;
+            x = m_layers[std::size_t(i)]->forward(x, rope, start, &ctx.cache(), i, here ? &capture : nullptr);
+            if (here) {
+                block.perLayer.push_back(capture.result);
+                capture.result = torch::Tensor();
+                ++slot;
+            }
+            keep(i + 1, x);
+        }
+        if (capturing) {
+            // A partial prefill (endLayer) computes no rows for the layers it skips: NaN marks them.
+            for (std::size_t s = slot; s < captured.size(); ++s)
+                block.perLayer.push_back(
+                    torch::full({ctx.heads(), std::int64_t(block.rows.size()), block.columns},
+                                std::numeric_limits<float>::quiet_NaN(),
+                                torch::TensorOptions().dtype(torch::kFloat).device(device)));
+            ctx.addCaptureBlock(std::move(block));
+            auto& stats = ctx.mutableCaptureStats();
+            stats.seconds += capture.seconds;
+            stats.peakScratchBytes = std::max(stats.peakScratchBytes, capture.scratchBytes);
+        }
+    } catch (...) {
+        ctx.truncate(start);
+        throw;
+    }
+    result.last = x;
+    return result;
+}
+
+}  // namespace sdrpn::models

@@ -1,0 +1,225 @@
+#include "core/models/llava.h"
+
+#include <chrono>
+
+namespace sdrpn::models {
+
+// ---- projector
+// ---------------------------------------------------------------------------------------------
+
+MultiModalProjectorImpl::MultiModalProjectorImpl(const WeightMap& w, const std::string& act) : m_act(act) {
+    checkActivation(m_act, "projector_hidden_act");
+    m_linear1 = register_module("linear_1", Dense(w, "multi_modal_projector.linear_1"));
+    m_linear2 = register_module("linear_2", Dense(w, "multi_modal_projector.linear_2"));
+}
+
+torch::Tensor MultiModalProjectorImpl::forward(const torch::Tensor& x) const {
+    return m_linear2->forward(activation(m_act, m_linear1->forward(x)));  // mllm_reference.md §4: erf GELU
+}
+
+// ---- model
+// -------------------------------------------------------------------------------------------------
+
+namespace {
+
+std::int64_t featureRowsPerImage(const io::LlavaConfig& cfg) {
+    return std::int64_t(cfg.vision.numPatches()) + (cfg.visionFeatureSelectStrategy == "full" ? 1 : 0);
+}
+
+}  // namespace
+
+LlavaModel::LlavaModel(const io::LlavaConfig& cfg, const WeightMap& weights, torch::Device device,
+                       torch::ScalarType dtype, std::string source)
+    : m_cfg(cfg) {
+    if (cfg.visionFeatureSelectStrategy != "default" && cfg.visionFeatureSelectStrategy != "full")
+        throw Error("vision_feature_select_strategy '" + cfg.visionFeatureSelectStrategy +
+                    "' is not supported");
+    m_vision = ClipVisionTower(weights, "vision_tower.vision_model", cfg.vision, cfg.visionFeatureLayer);
+    m_projector = MultiModalProjector(weights, cfg.projectorHiddenAct);
+    m_text = LlamaTextModel(weights, "language_model.", cfg.text, device);
+
+    m_info.modelType = cfg.modelType.empty() ? "llava" : cfg.modelType;
+    m_info.architecture =
+        cfg.layout == io::LlavaLayout::Hf ? "LlavaForConditionalGeneration" : "LlavaLlamaForCausalLM";
+    m_info.source = std::move(source);
+    m_info.layers = cfg.text.numHiddenLayers;
+    m_info.heads = cfg.text.numAttentionHeads;
+    m_info.kvHeads = cfg.text.numKeyValueHeads;
+    m_info.headDim = cfg.text.headDim;
+    m_info.hidden = cfg.text.hiddenSize;
+    m_info.vocab = cfg.text.vocabSize;
+    m_info.bosTokenId = cfg.text.bosTokenId;
+    m_info.eosTokenId = cfg.text.eosTokenId;
+    m_info.padTokenId = cfg.text.padTokenId;
+    if (cfg.imageTokenIndex >= 0)
+        m_info.imageTokenId = cfg.imageTokenIndex;
+    else
+        m_info.imageSentinel = cfg.imageTokenIndex;
+    m_info.imageTokens = featureRowsPerImage(cfg);
+    if (cfg.visionFeatureSelectStrategy == "default")
+        m_info.grid = {cfg.vision.gridSide(), cfg.vision.gridSide()};
+    m_info.imageSize = cfg.vision.imageSize;
+    m_info.device = device;
+    m_info.dtype = dtype;
+}
+
+torch::Tensor LlavaModel::visionHidden(const torch::Tensor& pixels) const {
+    torch::NoGradGuard noGrad;
+    return m_vision->forward(pixels);
+}
+
+torch::Tensor LlavaModel::selectFeatures(const torch::Tensor& hidden) const {
+    // "default" (HF) = "patch" (original): drop CLS (mllm_reference.md §3).
+    if (m_cfg.visionFeatureSelectStrategy == "full") return hidden;
+    return hidden.narrow(1, 1, hidden.size(1) - 1);
+}
+
+torch::Tensor LlavaModel::project(const torch::Tensor& features) const {
+    torch::NoGradGuard noGrad;
+    return m_projector->forward(features.to(m_info.device, m_info.dtype));
+}
+
+torch::Tensor LlavaModel::encodeImage(const torch::Tensor& pixels) const {
+    torch::NoGradGuard noGrad;
+    auto features = project(selectFeatures(m_vision->forward(pixels)));
+    return features.reshape({-1, features.size(-1)});
+}
+
+std::vector<std::int64_t> LlavaModel::normaliseIds(const std::vector<std::int64_t>& ids) const {
+    std::vector<std::int64_t> out;
+    out.reserve(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        const std::int64_t id = ids[i];
+        if (id == kImageSlot || (m_info.imageTokenId >= 0 && id == m_info.imageTokenId)) {
+            out.push_back(kImageSlot);
+        } else if (m_info.imageSentinel != 0 && id == m_info.imageSentinel) {
+            out.insert(out.end(), std::size_t(m_info.imageTokens), kImageSlot);
+        } else if (id < 0 || id >= m_info.vocab) {
+            throw Error("prompt token " + std::to_string(i) + " has id " + std::to_string(id) +
+                        ", outside the vocabulary [0, " + std::to_string(m_info.vocab) + ")");
+        } else {
+            out.push_back(id);
+        }
+    }
+    return out;
+}
+
+PrefillResult LlavaModel::prefill(Context& ctx, const PromptInput& prompt,
+                                  const PrefillOptions& options) const {
+    torch::NoGradGuard noGrad;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto ids = normaliseIds(prompt.ids);
+    TORCH_CHECK(!ids.empty(), "prefill: empty prompt");
+    const std::int64_t len = std::int64_t(ids.size());
+    const std::int64_t start = ctx.length();
+    const int endLayer = options.endLayer < 0 ? m_info.layers : options.endLayer;
+    TORCH_CHECK(endLayer >= 0 && endLayer <= m_info.layers, "prefill: endLayer ", options.endLayer,
+                " outside [0, ", m_info.layers, "]");
+    TORCH_CHECK(!options.computeLogits || endLayer == m_info.layers,
+                "prefill: logits need every layer (set computeLogits = false with endLayer)");
+
+    std::vector<std::int64_t> slots;
+    std::vector<std::int64_t> embedIds(ids);
+    for (std::int64_t r = 0; r < len; ++r)
+        if (ids[std::size_t(r)] == kImageSlot) {
+            slots.push_back(r);
+            embedIds[std::size_t(r)] = 0;
+        }
+    std::int64_t featureRows = 0;
+    for (const auto& f : prompt.images) {
+        TORCH_CHECK(f.defined() && f.dim() == 2 && f.size(1) == m_info.hidden,
+                    "prefill: image features must be [n, ", m_info.hidden, "], got ",
+                    f.defined() ? f.sizes() : torch::IntArrayRef{});
+        featureRows += f.size(0);
+    }
+    if (featureRows != std::int64_t(slots.size()))
+        throw Error("prompt has " + std::to_string(slots.size()) + " image rows but " +
+                    std::to_string(featureRows) + " image feature rows were given (" +
+                    std::to_string(prompt.images.size()) + " image(s))");
+
+    const auto device = m_info.device;
+    auto h = m_text->embed(torch::tensor(embedIds, torch::kLong).to(device));  // [L, hidden]
+    std::vector<ImageSpan> spans;
+    if (!slots.empty()) {
+        std::vector<torch::Tensor> feats;
+        std::size_t offset = 0;
+        for (std::size_t i = 0; i < prompt.images.size(); ++i) {
+            const auto& f = prompt.images[i];
+            const std::int64_t n = f.size(0);
+            if (n == 0) continue;
+            feats.push_back(f.to(device, m_info.dtype));
+            const std::int64_t first = slots[offset], last = slots[offset + std::size_t(n) - 1];
+            if (last - first != n - 1)
+                throw Error("image " + std::to_string(i) + ": its " + std::to_string(n) +
+                            " rows are not contiguous in the prompt");
+            ImageSpan span{start + first, n, {}};
+            if (i < prompt.grids.size())
+                span.grid = prompt.grids[i];
+            else if (n == m_info.grid.cells())
+                span.grid = m_info.grid;
+            spans.push_back(span);
+            offset += std::size_t(n);
+        }
+        h.index_copy_(0, torch::tensor(slots, torch::kLong).to(device), torch::cat(feats, 0));
+    }
+
+    ctx.appendTokens(ids, spans);
+    PrefillResult result;
+    result.start = start;
+    try {
+        const std::int64_t lastImage =
+            ctx.imageSpans().empty() ? -1
+                                     : ctx.imageSpans().back().start + ctx.imageSpans().back().length - 1;
+        TextForward run;
+        run.endLayer = endLayer;
+        run.keepHidden = options.keepHidden;
+        selectCaptureRows(ctx.captureRequest(), ids, start, lastImage, /*decoding=*/false, run.captureRows,
+                          run.captureMeta);
+        auto out = m_text->forward(ctx, h.unsqueeze(0), run);
+        result.hidden = std::move(out.hidden);
+        if (options.computeLogits) {
+            auto last = out.last[0];
+            result.logits = options.allLogits ? m_text->logits(last) : m_text->logits(last[len - 1]);
+        }
+    } catch (...) {
+        ctx.truncate(start);
+        throw;
+    }
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return result;
+}
+
+torch::Tensor LlavaModel::decodeStep(Context& ctx, std::int64_t token) const {
+    torch::NoGradGuard noGrad;
+    if (token < 0 || token >= m_info.vocab)
+        throw Error("decode: token id " + std::to_string(token) + " outside the vocabulary [0, " +
+                    std::to_string(m_info.vocab) + ")");
+    const std::int64_t start = ctx.length();
+    const std::vector<std::int64_t> ids{token};
+    auto h = m_text->embed(torch::tensor(ids, torch::kLong).to(m_info.device));
+    ctx.appendTokens(ids, {});
+    try {
+        TextForward run;
+        selectCaptureRows(ctx.captureRequest(), ids, start, -1, /*decoding=*/true, run.captureRows,
+                          run.captureMeta);
+        auto out = m_text->forward(ctx, h.unsqueeze(0), run);
+        return m_text->logits(out.last[0][0]);
+    } catch (...) {
+        ctx.truncate(start);
+        throw;
+    }
+}
+
+WeightMap LlavaModel::decoderLayerWeights(int layer) const {
+    TORCH_CHECK(layer >= 0 && layer < m_info.layers, "decoder layer ", layer, " out of range [0, ",
+                m_info.layers, ")");
+    WeightMap out;
+    for (const auto& p : m_text->layer(layer)->named_parameters()) out[p.key()] = p.value();
+    return out;
+}
+
+torch::Tensor LlavaModel::finalNormWeight() const {
+    return m_text->norm()->weight();
+}
+
+}  // namespace sdrpn::models
