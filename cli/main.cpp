@@ -10,7 +10,10 @@
 
 namespace {
 
-const std::vector<sdrpn::cli::Command> kCommands = {};
+const std::vector<sdrpn::cli::Command> kCommands = {
+    {"make-demo-model", "make the bundled demo model (random weights) in a folder",
+     &sdrpn::cli::runMakeDemoModel},
+};
 
 void usage(std::FILE* out) {
     std::fprintf(out, "usage: sdrpn <command> [options]\n\ncommands:\n");
