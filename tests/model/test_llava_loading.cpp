@@ -1,0 +1,333 @@
+// Loading LLaVA-1.5 from every supported layout gives the same model: the fixture re-saved with the newer
+// transformers key names, as two shards with mixed F16/F32 tensors, and in the original layout with a
+// separate CLIP folder. Missing or wrong-shaped tensors are named; cancel during load is not a failure.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/io/safetensors.h"
+#include "core/io/tensor_io.h"
+#include "core/models/llava.h"
+#include "core/models/registry.h"
+#include "tests/support/test_support.h"
+
+namespace fs = std::filesystem;
+using namespace sdrpn;
+using namespace sdrpn::models;
+
+namespace {
+
+constexpr double kTol = 1e-4;
+constexpr std::int64_t kImageStart = 49;
+constexpr std::int64_t kImageTokens = 576;
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+std::string fixture() {
+    return test::fixturePath("tiny-llava-hf");
+}
+
+const std::map<std::string, torch::Tensor>& reference() {
+    static const auto ref =
+        io::loadTensors(*io::SafetensorsArchive::open(fixture() + "/reference.safetensors"));
+    return ref;
+}
+
+// The fixture's weights under canonical (hub) names, as stored (fp16).
+const std::map<std::string, torch::Tensor>& fixtureWeights() {
+    static const auto w = io::loadTensors(*io::SafetensorsArchive::open(fixture() + "/model.safetensors"));
+    return w;
+}
+
+NamedTensors relabel(LlavaKeyLayout layout) {
+    NamedTensors out;
+    for (const auto& [name, t] : fixtureWeights()) {
+        const std::string key = llavaStoredKey(name, layout);
+        if (!key.empty()) out.emplace_back(key, t);
+    }
+    return out;
+}
+
+void copyFile(const std::string& from, const std::string& to) {
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+}
+
+void writeJson(const std::string& path, const nlohmann::json& j) {
+    std::ofstream(path) << j.dump(2);
+}
+
+std::vector<std::int64_t> inputIds() {
+    auto t = reference().at("input_ids").contiguous();
+    return std::vector<std::int64_t>(t.data_ptr<std::int64_t>(), t.data_ptr<std::int64_t>() + t.numel());
+}
+
+// Full-sequence logits of the reference prompt and image.
+torch::Tensor logitsOf(const LlavaModel& model, std::vector<std::int64_t> ids) {
+    torch::NoGradGuard noGrad;
+    PromptInput p;
+    p.ids = std::move(ids);
+    p.images = {model.encodeImage(reference().at("pixel_values.336"))};
+    PrefillOptions o;
+    o.allLogits = true;
+    auto ctx = model.newContext();
+    return model.prefill(*ctx, p, o).logits;
+}
+
+std::string loadError(const std::string& dir, const LoadOptions& options = {}) {
+    auto r = tryLoadLlava(dir, options, JobContext::none());
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code, StatusCode::Failed);
+    return r.message();
+}
+
+// An original-layout folder (flat config, model.* keys) beside a CLIP folder named `clipName`.
+std::string writeOriginal(const std::string& root, const std::string& clipName,
+                          const std::string& towerSetting) {
+    const std::string modelDir = root + "/llava-v1.5-tiny";
+    const std::string clipDir = root + "/" + clipName;
+    fs::create_directories(modelDir);
+    fs::create_directories(clipDir);
+    writeJson(modelDir + "/config.json", {{"architectures", {"LlavaLlamaForCausalLM"}},
+                                          {"model_type", "llava"},
+                                          {"hidden_size", 64},
+                                          {"intermediate_size", 160},
+                                          {"num_attention_heads", 4},
+                                          {"num_hidden_layers", 6},
+                                          {"num_key_value_heads", 4},
+                                          {"rms_norm_eps", 1e-5},
+                                          {"max_position_embeddings", 2048},
+                                          {"vocab_size", 514},
+                                          {"bos_token_id", 1},
+                                          {"eos_token_id", 2},
+                                          {"pad_token_id", 0},
+                                          {"image_aspect_ratio", "pad"},
+                                          {"mm_hidden_size", 32},
+                                          {"mm_projector_type", "mlp2x_gelu"},
+                                          {"mm_vision_select_feature", "patch"},
+                                          {"mm_vision_select_layer", -2},
+                                          {"mm_vision_tower", towerSetting},
+                                          {"mm_use_im_patch_token", false},
+                                          {"mm_use_im_start_end", false},
+                                          {"tie_word_embeddings", false},
+                                          {"torch_dtype", "float16"}});
+    auto llm = relabel(LlavaKeyLayout::Original);
+    llm.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", torch::ones({8}));  // ignored buffer
+    io::saveTensors(modelDir + "/model.safetensors", llm, {{"format", "pt"}});
+    writeJson(clipDir + "/config.json", {{"model_type", "clip_vision_model"},
+                                         {"hidden_size", 32},
+                                         {"intermediate_size", 64},
+                                         {"num_hidden_layers", 3},
+                                         {"num_attention_heads", 4},
+                                         {"image_size", 336},
+                                         {"patch_size", 14},
+                                         {"projection_dim", 32},
+                                         {"hidden_act", "quick_gelu"},
+                                         {"layer_norm_eps", 1e-5}});
+    auto clip = relabel(LlavaKeyLayout::ClipFolder);
+    clip.emplace_back("text_model.embeddings.token_embedding.weight", torch::zeros({10, 8}));  // ignored
+    clip.emplace_back("logit_scale", torch::ones({}));
+    clip.emplace_back("vision_model.embeddings.position_ids", torch::arange(577).unsqueeze(0));
+    io::saveTensors(clipDir + "/model.safetensors", clip);
+    return modelDir;
+}
+
+TEST(LlavaKeys, NormaliserMapsEveryLayout) {
+    for (const auto& [name, t] : fixtureWeights()) {
+        (void)t;
+        for (auto layout : {LlavaKeyLayout::Hub, LlavaKeyLayout::Transformers, LlavaKeyLayout::Original}) {
+            const std::string stored = llavaStoredKey(name, layout);
+            if (!stored.empty()) EXPECT_EQ(normaliseLlavaKey(stored), name) << stored;
+        }
+        const std::string clip = llavaStoredKey(name, LlavaKeyLayout::ClipFolder);
+        if (!clip.empty()) EXPECT_EQ(normaliseClipKey(clip), name) << clip;
+    }
+    EXPECT_EQ(normaliseLlavaKey("model.vision_tower.vision_tower.vision_model.pre_layrnorm.weight"),
+              "vision_tower.vision_model.pre_layrnorm.weight");
+    EXPECT_EQ(normaliseLlavaKey("model.vision_tower.encoder.layers.0.mlp.fc1.weight"),
+              "vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight");
+    EXPECT_EQ(normaliseLlavaKey("vision_tower.vision_model.embeddings.position_ids"), "");
+    EXPECT_EQ(normaliseLlavaKey("language_model.model.layers.3.self_attn.rotary_emb.inv_freq"), "");
+    EXPECT_EQ(normaliseLlavaKey("model.image_newline"), "");
+    EXPECT_EQ(normaliseClipKey("text_model.encoder.layers.0.mlp.fc1.weight"), "");
+    EXPECT_EQ(llavaStoredKey("language_model.lm_head.weight", LlavaKeyLayout::Transformers),
+              "lm_head.weight");
+    EXPECT_EQ(llavaStoredKey("multi_modal_projector.linear_2.bias", LlavaKeyLayout::Original),
+              "model.mm_projector.2.bias");
+}
+
+TEST(LlavaLoading, NewerTransformersKeyLayout) {
+    const std::string dir = test::scratchDir("transformers");
+    copyFile(fixture() + "/config.json", dir + "/config.json");
+    auto tensors = relabel(LlavaKeyLayout::Transformers);
+    tensors.emplace_back("model.vision_tower.vision_model.embeddings.position_ids",
+                         torch::arange(577).unsqueeze(0));
+    io::saveTensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+    auto r = tryLoadLlava(dir, LoadOptions{}, JobContext::none());
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_TENSOR_NEAR(logitsOf(*r.value(), inputIds()), reference().at("logits"), kTol);
+}
+
+TEST(LlavaLoading, TwoShardsWithMixedF16AndF32) {
+    const std::string dir = test::scratchDir("sharded");
+    copyFile(fixture() + "/config.json", dir + "/config.json");
+    NamedTensors shards[2];
+    nlohmann::json weightMap = nlohmann::json::object();
+    std::int64_t total = 0;
+    std::size_t i = 0;
+    for (const auto& [name, t] : fixtureWeights()) {
+        const int shard = int(i % 2);
+        // Every third tensor widened to F32: the loader converts whatever it finds.
+        auto stored = (i % 3 == 0) ? t.to(torch::kFloat) : t;
+        shards[shard].emplace_back(name, stored);
+        const std::string file = "model-0000" + std::to_string(shard + 1) + "-of-00002.safetensors";
+        weightMap[name] = file;
+        total += stored.numel() * std::int64_t(stored.element_size());
+        ++i;
+    }
+    io::saveTensors(dir + "/model-00001-of-00002.safetensors", shards[0], {{"format", "pt"}});
+    io::saveTensors(dir + "/model-00002-of-00002.safetensors", shards[1], {{"format", "pt"}});
+    writeJson(dir + "/model.safetensors.index.json",
+              {{"metadata", {{"total_size", total}}}, {"weight_map", weightMap}});
+    auto r = tryLoadLlava(dir, LoadOptions{}, JobContext::none());
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_TENSOR_NEAR(logitsOf(*r.value(), inputIds()), reference().at("logits"), kTol);
+}
+
+TEST(LlavaLoading, OriginalLayoutWithSeparateClipFolder) {
+    const std::string root = test::scratchDir("original");
+    const std::string modelDir = writeOriginal(root, "clip-vit-tiny-336", "openai/clip-vit-tiny-336");
+    // `mm_vision_tower` is a hub name: its last component is found beside the model folder.
+    auto r = tryLoadLlava(modelDir, LoadOptions{}, JobContext::none());
+    ASSERT_TRUE(r.ok()) << r.message();
+    const LlavaModel& model = *r.value();
+    EXPECT_EQ(model.config().layout, io::LlavaLayout::Original);
+    EXPECT_EQ(model.info().imageSentinel, -200);
+    EXPECT_EQ(model.info().imageTokenId, -1);
+    EXPECT_EQ(model.info().architecture, "LlavaLlamaForCausalLM");
+
+    // The original prompt: one -200 sentinel where llava-hf has 576 image tokens.
+    auto ids = inputIds();
+    std::vector<std::int64_t> original(ids.begin(), ids.begin() + kImageStart);
+    original.push_back(-200);
+    original.insert(original.end(), ids.begin() + kImageStart + kImageTokens, ids.end());
+    EXPECT_TENSOR_NEAR(logitsOf(model, original), reference().at("logits"), kTol);
+
+    // Through the registry as well.
+    auto viaRegistry = tryLoadBackbone(modelDir, LoadOptions{}, JobContext::none());
+    ASSERT_TRUE(viaRegistry.ok()) << viaRegistry.message();
+}
+
+TEST(LlavaLoading, VisionTowerOptionOverridesTheConfig) {
+    const std::string root = test::scratchDir("override");
+    const std::string modelDir = writeOriginal(root, "my-clip", "/nonexistent/clip");
+    const std::string err = loadError(modelDir);
+    EXPECT_NE(err.find("/nonexistent/clip"), std::string::npos) << err;
+    EXPECT_NE(err.find("mm_vision_tower"), std::string::npos) << err;
+
+    LoadOptions options;
+    options.visionTower = root + "/my-clip";
+    auto r = tryLoadLlava(modelDir, options, JobContext::none());
+    ASSERT_TRUE(r.ok()) << r.message();
+
+    options.visionTower = root + "/missing";
+    EXPECT_NE(loadError(modelDir, options).find(root + "/missing"), std::string::npos);
+}
+
+TEST(LlavaLoading, RelativeVisionTowerPath) {
+    const std::string root = test::scratchDir("relative");
+    const std::string modelDir = writeOriginal(root, "llava-v1.5-tiny/clip", "clip");
+    auto r = tryLoadLlava(modelDir, LoadOptions{}, JobContext::none());
+    ASSERT_TRUE(r.ok()) << r.message();
+}
+
+TEST(LlavaLoading, MissingAndWrongShapedTensorsAreNamed) {
+    const std::string dir = test::scratchDir("broken");
+    copyFile(fixture() + "/config.json", dir + "/config.json");
+    NamedTensors tensors;
+    for (const auto& [name, t] : fixtureWeights()) {
+        if (name == "language_model.model.layers.4.mlp.up_proj.weight") continue;
+        if (name == "vision_tower.vision_model.encoder.layers.2.self_attn.q_proj.bias")
+            continue;  // unused layer
+        if (name == "multi_modal_projector.linear_1.weight")
+            tensors.emplace_back(name, torch::zeros({64, 31}, torch::kHalf));
+        else
+            tensors.emplace_back(name, t);
+    }
+    io::saveTensors(dir + "/model.safetensors", tensors);
+    const std::string err = loadError(dir);
+    EXPECT_NE(err.find(dir), std::string::npos) << err;
+    EXPECT_NE(err.find("missing: language_model.model.layers.4.mlp.up_proj.weight (expected [160, 64])"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("missing: vision_tower.vision_model.encoder.layers.2.self_attn.q_proj.bias"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(
+        err.find("shape mismatch: multi_modal_projector.linear_1.weight expected [64, 32] found [64, 31]"),
+        std::string::npos)
+        << err;
+    EXPECT_NE(err.find("3 of"), std::string::npos) << err;
+}
+
+TEST(LlavaLoading, IntegerTensorIsRefused) {
+    const std::string dir = test::scratchDir("int");
+    copyFile(fixture() + "/config.json", dir + "/config.json");
+    NamedTensors tensors;
+    for (const auto& [name, t] : fixtureWeights())
+        tensors.emplace_back(name, name == "language_model.model.norm.weight" ? t.to(torch::kInt) : t);
+    io::saveTensors(dir + "/model.safetensors", tensors);
+    const std::string err = loadError(dir);
+    EXPECT_NE(err.find("language_model.model.norm.weight is I32"), std::string::npos) << err;
+}
+
+TEST(LlavaLoading, MissingFolderAndBadOptions) {
+    EXPECT_NE(loadError("/nonexistent/llava").find("/nonexistent/llava"), std::string::npos);
+    LoadOptions badDtype;
+    badDtype.dtype = "fp8";
+    EXPECT_NE(loadError(fixture(), badDtype).find("fp8"), std::string::npos);
+    LoadOptions badDevice;
+    badDevice.device = "tpu";
+    EXPECT_NE(loadError(fixture(), badDevice).find("tpu"), std::string::npos);
+}
+
+TEST(LlavaLoading, CancelDuringLoadReturnsCancelled) {
+    JobContext job;
+    int reports = 0;
+    job.onProgress = [&](const Progress& p) {
+        if (p.total > 0 && p.done > 0 && ++reports == 5) job.requestCancel();
+    };
+    auto r = tryLoadLlava(fixture(), LoadOptions{}, job);
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code, StatusCode::Cancelled);
+    EXPECT_EQ(reports, 5);
+}
+
+TEST(LlavaLoading, ProgressCoversAllBytes) {
+    JobContext job;
+    Progress last;
+    std::int64_t calls = 0;
+    job.onProgress = [&](const Progress& p) {
+        if (p.total > 0) last = p;
+        ++calls;
+    };
+    auto r = tryLoadLlava(fixture(), LoadOptions{}, job);
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_GT(calls, 100);
+    EXPECT_EQ(last.done, last.total);
+}
+
+TEST(LlavaLoading, Bf16ComputeIsCloseToFp32) {
+    LoadOptions options;
+    options.dtype = "bf16";
+    auto r = tryLoadLlava(fixture(), options, JobContext::none());
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_EQ(r.value()->info().dtype, torch::kBFloat16);
+    auto logits = logitsOf(*r.value(), inputIds());
+    EXPECT_EQ(logits.scalar_type(), torch::kFloat);
+    // bf16 keeps ~3 significant digits; the argmax of the last row survives.
+    EXPECT_TENSOR_NEAR(logits[-1], reference().at("logits")[-1], 0.1);
+}
+
+}  // namespace
