@@ -6,7 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/io/safetensors.h"
+#include "core/io/tensor_io.h"
 #include "core/result.h"
+#include "core/text/prompt_ids.h"
 #include "core/text/spm_library.h"
 #include "core/text/tokenizer.h"
 #include "tests/support/test_support.h"
@@ -217,6 +220,62 @@ TEST(Tokenizer, TrainsAModel) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find(corpus), std::string::npos) << e.what();
     }
+}
+
+TEST(PromptIds, MatchesReferenceInputIds) {
+    // reference.json's prompt is LLaVA's conv_llava_v1 ("curious human"), rendered here as llava_v1.
+    SentencePieceTokenizer tok(modelFile());
+    const auto ref = reference();
+    const auto prompt = renderPrompt(ChatTemplate::LlavaV1, "What is written on the sign?");
+    ASSERT_EQ(prompt.text, ref["prompt"].get<std::string>());
+
+    PromptOptions opt;
+    opt.imageTokenId = ref["image_token_id"].get<std::int64_t>();
+    opt.numImageTokens = ref["num_image_tokens"].get<std::int64_t>();
+    const PromptIds ids = buildPromptIds(tok, prompt, opt);
+
+    const auto archive =
+        io::SafetensorsArchive::open(test::fixturePath("tiny-llava-hf/reference.safetensors"));
+    const torch::Tensor expected = io::loadTensor(*archive, "input_ids");
+    ASSERT_EQ(expected.numel(), 646);
+    const std::vector<std::int64_t> expectedIds(expected.data_ptr<std::int64_t>(),
+                                                expected.data_ptr<std::int64_t>() + expected.numel());
+    EXPECT_EQ(ids.ids, expectedIds);
+    EXPECT_EQ(ids.imageTokenStart, 49);
+    EXPECT_EQ(ids.imageTokenStart, ref["image_token_start"].get<std::int64_t>());
+    EXPECT_EQ(ids.numImageTokens, 576);
+    EXPECT_EQ(ids.lastPosition(), 645);
+    // Rows after the image are the reference's "text_rows_after_image" (625..645).
+    EXPECT_EQ(ids.imageTokenEnd(), ref["text_rows_after_image"][0].get<std::int64_t>());
+    // The question's tokens: "\nWhat is written on the sign? ASSISTANT:" encodes as
+    // [▁, \n, W, hat, ...]; the question itself is the 9 tokens after "▁\n".
+    ASSERT_EQ(ids.questionPositions.size(), 9u);
+    EXPECT_EQ(ids.questionPositions.front(), 627);
+    EXPECT_EQ(ids.questionPositions.back(), 635);
+    std::vector<std::int64_t> questionIds;
+    for (auto row : ids.questionPositions) questionIds.push_back(ids.ids[row]);
+    EXPECT_EQ(tok.decode(questionIds), "What is written on the sign?");
+
+    // The original layout: same rows, image rows marked -1, and the -200 form of tokenizer_image_token.
+    const PromptIds original = buildPromptIds(tok, prompt);
+    EXPECT_EQ(original.length(), 646);
+    EXPECT_EQ(original.imageTokenStart, 49);
+    EXPECT_EQ(original.ids[49], -1);
+    const auto collapsed = original.collapsedIds();
+    EXPECT_EQ(collapsed.size(), 646u - 575u);
+    EXPECT_EQ(collapsed[49], kOriginalImageSentinel);
+}
+
+TEST(PromptIds, ChunksAreEncodedSeparately) {
+    // mllm_reference.md §8: "USER: " and "\n..." each get their own dummy prefix around the image.
+    SentencePieceTokenizer tok(modelFile());
+    const auto p = buildPromptIds(tok, renderPrompt(ChatTemplate::LlavaHf, "What is written on the sign?"));
+    auto expected = tok.encode("USER: ");
+    expected.insert(expected.begin(), tok.bosId());
+    expected.insert(expected.end(), 576, -1);
+    const auto post = tok.encode("\nWhat is written on the sign? ASSISTANT:");
+    expected.insert(expected.end(), post.begin(), post.end());
+    EXPECT_EQ(p.ids, expected);
 }
 
 TEST(Tokenizer, PluginSearchOrder) {
