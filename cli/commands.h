@@ -16,6 +16,7 @@ struct Command {
 };
 
 int runMakeDemoModel(const Argv& args);
+int runAsk(const Argv& args);
 
 // Exit codes shared by the commands.
 constexpr int kExitOk = 0;

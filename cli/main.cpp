@@ -11,6 +11,7 @@
 namespace {
 
 const std::vector<sdrpn::cli::Command> kCommands = {
+    {"ask", "answer a question about an image and capture attention maps", &sdrpn::cli::runAsk},
     {"make-demo-model", "make the bundled demo model (random weights) in a folder",
      &sdrpn::cli::runMakeDemoModel},
 };

@@ -1,4 +1,5 @@
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +32,11 @@ void cancelOnInterrupt(void* jobContext) {
 void printProgress(double fraction, const std::string& message) {
     if (fraction < 0) fraction = 0;
     if (fraction > 1) fraction = 1;
+    // At most ~10 updates a second, but always the last one.
+    static auto last = std::chrono::steady_clock::time_point{};
+    const auto now = std::chrono::steady_clock::now();
+    if (fraction < 1 && now - last < std::chrono::milliseconds(100)) return;
+    last = now;
     std::fprintf(stderr, "\r[%3d%%] %-60.60s", int(fraction * 100 + 0.5), message.c_str());
     if (fraction >= 1) std::fprintf(stderr, "\n");
     std::fflush(stderr);

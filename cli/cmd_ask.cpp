@@ -1,0 +1,134 @@
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/io/image.h"
+#include "core/pipeline/ask.h"
+
+namespace sdrpn::cli {
+namespace {
+
+const char* kAskUsage =
+    "usage: sdrpn ask --model DIR --image FILE (--question TEXT | --raw-prompt TEXT) [options]\n\n"
+    "Answers a question about an image, streaming the answer, and captures where every layer looks.\n\n"
+    "  --template T          vicuna_v1 | llava_v1 | llava_hf | raw (default: the model's own)\n"
+    "  --image-mode M        pad | crop (default: the model's preprocessor)\n"
+    "  --max-new-tokens N    default 128\n"
+    "  --temperature T       0 = greedy (default); > 0 samples\n"
+    "  --top-p P             nucleus sampling (default 1 = off)\n"
+    "  --seed N              sampling seed (default 0)\n"
+    "  --device D            cpu (default), cuda, cuda:N\n"
+    "  --dtype T             fp32 (default), bf16, fp16\n"
+    "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
+    "  --layers L            capture only these layers, e.g. 0,5,12 (default all)\n"
+    "  --dump FILE           write ids, pixels, logits and attention maps as safetensors\n"
+    "  --quiet               print only the answer\n";
+
+std::vector<int> parseLayers(const std::string& text) {
+    std::vector<int> layers;
+    std::stringstream ss(text);
+    for (std::string item; std::getline(ss, item, ',');) {
+        try {
+            std::size_t used = 0;
+            int v = std::stoi(item, &used);
+            if (used != item.size() || v < 0) throw std::invalid_argument(item);
+            layers.push_back(v);
+        } catch (const std::exception&) {
+            throw UsageError("--layers expects comma-separated layer numbers, got '" + item + "'");
+        }
+    }
+    return layers;
+}
+
+}  // namespace
+
+int runAsk(const Argv& argv) {
+    Args args(argv,
+              {"model", "image", "question", "raw-prompt", "template", "image-mode", "max-new-tokens",
+               "temperature", "top-p", "seed", "device", "dtype", "vision-tower", "layers", "dump"},
+              {"quiet", "help"});
+    if (args.flag("help")) {
+        std::cout << kAskUsage;
+        return kExitOk;
+    }
+    const std::string modelDir = args.require("model");
+    const std::string imagePath = args.require("image");
+    if (!args.has("question") && !args.has("raw-prompt"))
+        throw UsageError("give --question TEXT or --raw-prompt TEXT");
+    const bool quiet = args.flag("quiet");
+
+    pipeline::AskOptions options;
+    options.question = args.get("question");
+    options.rawPrompt = args.get("raw-prompt");
+    options.chatTemplate = args.get("template");
+    options.imageMode = args.get("image-mode");
+    options.generation.maxNewTokens = args.getInt("max-new-tokens", 128);
+    if (options.generation.maxNewTokens < 1) throw UsageError("--max-new-tokens must be at least 1");
+    const double temperature = args.getDouble("temperature", 0.0);
+    options.generation.sample = temperature > 0;
+    options.generation.temperature = temperature > 0 ? temperature : 1.0;
+    options.generation.topP = args.getDouble("top-p", 1.0);
+    options.generation.seed = static_cast<std::uint64_t>(args.getInt("seed", 0));
+    if (args.has("layers")) options.capture.layers = parseLayers(args.get("layers"));
+
+    models::LoadOptions load;
+    load.device = args.get("device", "cpu");
+    load.dtype = args.get("dtype", "fp32");
+    load.visionTower = args.get("vision-tower");
+
+    JobContext job;
+    if (!quiet) job.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
+    cancelOnInterrupt(&job);
+
+    auto image = guarded([&] { return io::loadImage(imagePath); });
+    if (!image) {
+        std::cerr << "sdrpn ask: " << image.message() << "\n";
+        return kExitFailed;
+    }
+    auto model = pipeline::loadModel(modelDir, load, job);
+    if (model.status().cancelled()) return kExitCancelled;
+    if (!model) {
+        std::cerr << "\nsdrpn ask: " << model.message() << "\n";
+        return kExitFailed;
+    }
+    if (!quiet) std::fprintf(stderr, "\rloaded %s in %.2f s\n", modelDir.c_str(), model.value()->loadSeconds);
+    job.onProgress = nullptr;
+
+    auto result = pipeline::ask(*model.value(), image.value(), options, job, [](const std::string& piece) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+    });
+    std::fputc('\n', stdout);
+    if (result.status().cancelled()) {
+        std::cerr << "sdrpn ask: cancelled\n";
+        return kExitCancelled;
+    }
+    if (!result) {
+        std::cerr << "sdrpn ask: " << result.message() << "\n";
+        return kExitFailed;
+    }
+    const auto& r = result.value();
+    if (!quiet) {
+        const auto& t = r.timings;
+        const std::size_t n = r.generation.tokens.size();
+        std::fprintf(
+            stderr,
+            "%zu prompt tokens, %zu answer tokens | preprocess %.1f ms, vision %.1f ms, prefill %.1f ms, "
+            "decode %.1f ms (%.1f ms/token), capture %.1f ms for %zu layers\n",
+            r.prompt.ids.size(), n, t.preprocess * 1e3, t.vision * 1e3, t.prefill * 1e3, t.decode * 1e3,
+            n > 1 ? t.decode * 1e3 / double(n - 1) : 0.0, t.capture * 1e3, r.maps.layers.size());
+    }
+    if (args.has("dump")) {
+        auto written = guarded([&] { pipeline::writeAskDump(args.get("dump"), r); });
+        if (!written) {
+            std::cerr << "sdrpn ask: " << written.message() << "\n";
+            return kExitFailed;
+        }
+        if (!quiet) std::cerr << "wrote " << args.get("dump") << "\n";
+    }
+    return kExitOk;
+}
+
+}  // namespace sdrpn::cli

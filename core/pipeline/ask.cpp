@@ -1,0 +1,180 @@
+#include "core/pipeline/ask.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "core/io/tensor_io.h"
+#include "core/models/registry.h"
+
+namespace fs = std::filesystem;
+
+namespace sdrpn::pipeline {
+namespace {
+
+double secondsSince(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+models::CaptureRequest AskOptions::defaultCapture() {
+    models::CaptureRequest request;
+    request.lastPromptToken = true;
+    request.questionTokens = true;
+    request.answerTokens = true;
+    return request;
+}
+
+Result<std::shared_ptr<const LoadedModel>> loadModel(const std::string& folder,
+                                                     const models::LoadOptions& options, JobContext& job) {
+    return guarded([&]() -> std::shared_ptr<const LoadedModel> {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (!fs::is_directory(folder))
+            throw Error(folder + ": not a folder (expected a model folder with config.json)");
+        auto model = std::make_shared<LoadedModel>();
+        model->folder = folder;
+        const io::LlavaConfig cfg = io::readLlavaConfig(folder);
+        model->layout = cfg.layout;
+        model->defaultTemplate = cfg.layout == io::LlavaLayout::Original ? text::ChatTemplate::VicunaV1
+                                                                         : text::ChatTemplate::LlavaHf;
+        if (fs::exists(fs::path(folder) / "preprocessor_config.json")) {
+            model->preprocess = models::readClipPreprocessConfig(folder);
+        } else {
+            model->preprocess.fit = cfg.imageAspectRatio == "pad" || cfg.layout == io::LlavaLayout::Original
+                                        ? models::ImageFit::Pad
+                                        : models::ImageFit::Crop;
+            model->preprocess.size = cfg.vision.imageSize;
+            model->preprocess.patchSize = cfg.vision.patchSize;
+        }
+        model->tokenizer = text::loadTokenizer(folder);
+        job.throwIfCancelled();
+        model->backbone = models::loadBackbone(folder, options, job);
+        model->loadSeconds = secondsSince(t0);
+        return model;
+    });
+}
+
+Result<AskResult> ask(const LoadedModel& model, const io::ImageRgb8& image, const AskOptions& options,
+                      JobContext& job, const TextCallback& onText) {
+    return guarded([&]() -> AskResult {
+        c10::InferenceMode inference;
+        const models::Backbone& backbone = *model.backbone;
+        const models::BackboneInfo& info = backbone.info();
+        AskResult out;
+
+        // Prompt text and ids.
+        text::RenderedPrompt rendered;
+        if (!options.rawPrompt.empty()) {
+            if (options.rawPrompt.find(text::kImagePlaceholder) == std::string::npos)
+                throw Error("the raw prompt has no <image> placeholder");
+            rendered = text::renderPrompt(text::ChatTemplate::Raw, options.rawPrompt);
+        } else {
+            if (options.question.empty()) throw Error("no question given");
+            const text::ChatTemplate kind = options.chatTemplate.empty()
+                                                ? model.defaultTemplate
+                                                : text::chatTemplateFromName(options.chatTemplate);
+            rendered = text::renderPrompt(kind, options.question);
+        }
+        out.promptText = rendered.text;
+        text::PromptOptions promptOptions;
+        promptOptions.imageTokenId = info.imageTokenId >= 0 ? info.imageTokenId : -1;
+        promptOptions.numImageTokens = info.imageTokens;
+        out.prompt = text::buildPromptIds(*model.tokenizer, rendered, promptOptions);
+        if (out.prompt.images.size() != 1)
+            throw Error("the prompt must hold exactly one <image>, it holds " +
+                        std::to_string(out.prompt.images.size()));
+
+        // Pixels.
+        auto t0 = std::chrono::steady_clock::now();
+        models::ClipPreprocessConfig pre = model.preprocess;
+        if (!options.imageMode.empty()) {
+            auto fit = models::parseImageFit(options.imageMode);
+            if (!fit) throw Error("unknown image mode '" + options.imageMode + "' (expected pad or crop)");
+            pre.fit = *fit;
+        }
+        if (image.empty()) throw Error("the image is empty");
+        models::PreprocessedImage processed = models::ClipImageProcessor(pre).process(image);
+        out.pixelValues = processed.pixelValues;
+        out.geometry = processed.geometry;
+        out.timings.preprocess = secondsSince(t0);
+        job.throwIfCancelled();
+
+        // Vision tower + projector.
+        t0 = std::chrono::steady_clock::now();
+        torch::Tensor features = backbone.encodeImage(out.pixelValues);
+        out.timings.vision = secondsSince(t0);
+        job.throwIfCancelled();
+
+        // Prefill + decode with capture.
+        models::PromptInput input;
+        input.ids = out.prompt.ids;
+        for (const auto& span : out.prompt.images)
+            for (std::int64_t i = span.start; i < span.end(); ++i)
+                input.ids[std::size_t(i)] = models::kImageSlot;
+        input.images = {features};
+
+        auto ctx = backbone.newContext();
+        ctx->setCaptureRequest(options.capture);
+        models::GenerationOptions gen = options.generation;
+        text::TextStream stream(*model.tokenizer);
+        bool firstToken = true;
+        torch::Tensor lastLogits;
+        auto onToken = [&](std::int64_t token, std::size_t) {
+            if (token == info.eosTokenId) return;
+            std::string piece = stream.push(token);
+            if (firstToken && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
+            if (!piece.empty()) firstToken = false;
+            if (!piece.empty() && onText) onText(piece);
+        };
+        out.generation = models::generate(backbone, *ctx, input, gen, job, onToken);
+        std::string rest = stream.finish();
+        if (firstToken && !rest.empty() && rest[0] == ' ') rest.erase(0, 1);
+        if (!rest.empty() && onText) onText(rest);
+        std::vector<std::int64_t> answerIds = out.generation.tokens;
+        if (!answerIds.empty() && answerIds.back() == info.eosTokenId) answerIds.pop_back();
+        out.answer = model.tokenizer->decode(answerIds);
+        if (out.generation.stepLogits.defined() && out.generation.stepLogits.size(0) > 0)
+            out.lastLogits = out.generation.stepLogits[0].clone();
+        out.timings.prefill = out.generation.prefillSeconds;
+        out.timings.decode = out.generation.decodeSeconds;
+        out.maps = ctx->attentionMaps();
+        out.timings.capture = out.maps.stats.seconds;
+        return out;
+    });
+}
+
+void writeAskDump(const std::string& path, const AskResult& r) {
+    std::vector<std::pair<std::string, torch::Tensor>> t;
+    std::vector<std::int64_t> ids = r.prompt.ids;
+    for (const auto& span : r.prompt.images)
+        for (std::int64_t i = span.start; i < span.end(); ++i) ids[std::size_t(i)] = -1;
+    t.emplace_back("prompt_ids", torch::tensor(ids, torch::kLong));
+    t.emplace_back("image_token_start",
+                   torch::tensor(std::vector<std::int64_t>{r.prompt.imageTokenStart}, torch::kLong));
+    t.emplace_back("pixel_values", r.pixelValues.to(torch::kFloat));
+    if (r.lastLogits.defined()) t.emplace_back("last_logits", r.lastLogits.to(torch::kFloat));
+    t.emplace_back("answer_ids", torch::tensor(r.generation.tokens, torch::kLong));
+    if (r.generation.stepLogits.defined())
+        t.emplace_back("step_logits", r.generation.stepLogits.to(torch::kFloat));
+
+    const auto& maps = r.maps;
+    const auto lastRows = maps.rowsOfKind(models::QueryKind::LastPrompt);
+    const auto answerRows = maps.rowsOfKind(models::QueryKind::Answer);
+    const std::int64_t heads = maps.heads, rows = std::int64_t(maps.rows.size()), keys = maps.imageKeys;
+    for (std::size_t slot = 0; slot < maps.layers.size(); ++slot) {
+        const auto& layer = maps.layers[slot];
+        torch::Tensor all =
+            torch::from_blob(const_cast<float*>(layer.values.data()), {heads, rows, keys}, torch::kFloat);
+        const std::string suffix = "." + std::to_string(layer.layer);
+        if (!lastRows.empty())
+            t.emplace_back("attn_last" + suffix, all.select(1, std::int64_t(lastRows.back())).clone());
+        if (!answerRows.empty()) {
+            std::vector<std::int64_t> idx(answerRows.begin(), answerRows.end());
+            t.emplace_back("attn_answer" + suffix,
+                           all.index_select(1, torch::tensor(idx, torch::kLong)).mean(1));
+        }
+    }
+    io::saveTensors(path, t, {{"format", "pt"}, {"sdrpn.prompt", r.promptText}});
+}
+
+}  // namespace sdrpn::pipeline
