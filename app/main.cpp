@@ -1,0 +1,11 @@
+// sdrpn-studio: the desktop studio. Usage in app/studio_launcher.h.
+#include <QApplication>
+
+#include "app/studio_launcher.h"
+
+int main(int argc, char** argv) {
+    QApplication app(argc, argv);
+    configureStudioApplication(app);
+    const StudioOptions options = parseStudioOptions(app);
+    return runStudio(app, options);
+}

@@ -1,0 +1,186 @@
+// MainWindow: the studio shell. Central ImageView; docks for the model card, the question and the jobs;
+// menus File / Edit / View / Jobs / Help; status bar with messages, cursor read-out, zoom and progress.
+//
+// It owns the JobManager (all background work), the ModelSession (the current model and its load job) and
+// the current image. Opening an image or a model starts a job; the window stays responsive meanwhile.
+// Errors (corrupt image, bad model folder, unreadable session) go to the status bar and a non-modal
+// message box, and are emitted as errorReported(); nothing here throws.
+//
+//   MainWindow w;                    // settings from QSettings ("SD-RPN Studio")
+//   w.show();
+//   w.openModel("/models/llava-1.5-7b-hf");
+//   w.openImage("photo.jpg");
+//
+// Where the model features plug in: AskPanel::askRequested -> MainWindow::onAskRequested ->
+// ModelSession (answering job); results come back as plain data and are drawn through ImageView overlays.
+//
+// Thread affinity: GUI thread.
+#pragma once
+
+#include <optional>
+
+#include <QImage>
+#include <QMap>
+#include <QMainWindow>
+#include <QPointer>
+#include <QString>
+
+#include "app/job_manager.h"
+#include "app/model_session.h"
+#include "app/recent_files.h"
+#include "app/session_file.h"
+
+class AskPanel;
+class ImageView;
+class JobsPanel;
+class ModelCardPanel;
+class QAction;
+class QDockWidget;
+class QLabel;
+class QMenu;
+class QMessageBox;
+class QProgressBar;
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    struct Options {
+        // Read and write QSettings (recent files, geometry, dock layout). Off for tests and --screenshot.
+        bool useSettings = true;
+    };
+
+    explicit MainWindow(QWidget* parent = nullptr);
+    explicit MainWindow(const Options& options, QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    JobManager* jobManager() const { return m_jobs; }
+    ModelSession* modelSession() const { return m_model; }
+    ImageView* imageView() const { return m_view; }
+    AskPanel* askPanel() const { return m_ask; }
+    ModelCardPanel* modelCardPanel() const { return m_card; }
+    JobsPanel* jobsPanel() const { return m_jobsPanel; }
+
+    // The file the current image came from; empty for a pasted image or none.
+    QString imagePath() const { return m_imagePath; }
+    bool isBusy() const { return m_jobs->activeCount() > 0; }
+    QString lastError() const { return m_lastError; }
+    StudioSession currentSession() const;
+    QString aboutText() const;
+    QStringList recentModels() const { return m_recentModels.entries(); }
+    QStringList recentImages() const { return m_recentImages.entries(); }
+
+public slots:
+    void openModel(const QString& folder);
+    // Decodes on a worker; imageLoaded() or imageLoadFailed() (plus an error message) follows.
+    void openImage(const QString& path);
+    // Shows an image that has no file (paste, drop of image data).
+    void setPastedImage(const QImage& image);
+    void pasteFromClipboard();
+    // Opens what was dropped or pasted: a folder is a model, a session file a session, anything else an
+    // image.
+    void openPath(const QString& path);
+    bool saveSession(const QString& path);
+    // Restores asynchronously (model and image load as jobs); sessionRestored() when all is in place.
+    bool openSession(const QString& path);
+    bool exportView(const QString& path);
+    void setQuestion(const QString& question);
+    void showError(const QString& title, const QString& message);
+
+signals:
+    void imageLoaded(const QString& path);
+    void imageLoadFailed(const QString& path, const QString& message);
+    void errorReported(const QString& message);
+    void sessionRestored();
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+    void dragEnterEvent(QDragEnterEvent* event) override;
+    void dropEvent(QDropEvent* event) override;
+
+private slots:
+    void openModelDialog();
+    void openImageDialog();
+    void saveSessionDialog();
+    void openSessionDialog();
+    void exportViewDialog();
+    void showAbout();
+    void onAskRequested(const QString& question);
+
+private:
+    void buildActions();
+    void buildMenus();
+    void buildToolBar();
+    void buildDocks();
+    void buildStatusBar();
+    void connectModelSession();
+    void connectJobs();
+    void rebuildRecentMenu();
+    void updateTitle();
+    void updateZoomLabel();
+    void updateAskAvailability();
+    void updateProgress();
+    void restoreSettings();
+    void saveSettings() const;
+    void applyImage(const QImage& image, const QString& path);
+    void maybeFinishSessionRestore();
+    QString dialogDir(const QString& key) const;
+    void rememberDialogDir(const QString& key, const QString& path) const;
+
+    Options m_options;
+    JobManager* m_jobs = nullptr;
+    ModelSession* m_model = nullptr;
+    ImageView* m_view = nullptr;
+    ModelCardPanel* m_card = nullptr;
+    AskPanel* m_ask = nullptr;
+    JobsPanel* m_jobsPanel = nullptr;
+    QDockWidget* m_modelDock = nullptr;
+    QDockWidget* m_askDock = nullptr;
+    QDockWidget* m_jobsDock = nullptr;
+    QMenu* m_recentMenu = nullptr;
+    QLabel* m_pixelLabel = nullptr;
+    QLabel* m_zoomLabel = nullptr;
+    QLabel* m_progressLabel = nullptr;
+    QProgressBar* m_progress = nullptr;
+    QPointer<QMessageBox> m_errorBox;
+    QPointer<QMessageBox> m_aboutBox;
+
+    struct RunningJob {
+        QString title;
+        double fraction = -1;
+        QString message;
+    };
+    QMap<JobId, RunningJob> m_running;
+
+    QAction* m_openModelAction = nullptr;
+    QAction* m_openImageAction = nullptr;
+    QAction* m_saveSessionAction = nullptr;
+    QAction* m_openSessionAction = nullptr;
+    QAction* m_exportViewAction = nullptr;
+    QAction* m_quitAction = nullptr;
+    QAction* m_pasteAction = nullptr;
+    QAction* m_zoomInAction = nullptr;
+    QAction* m_zoomOutAction = nullptr;
+    QAction* m_fitAction = nullptr;
+    QAction* m_actualSizeAction = nullptr;
+    QAction* m_cancelAllAction = nullptr;
+    QAction* m_clearJobsAction = nullptr;
+    QAction* m_aboutAction = nullptr;
+    QAction* m_aboutQtAction = nullptr;
+
+    RecentFiles m_recentModels;
+    RecentFiles m_recentImages;
+    QString m_imagePath;
+    QByteArray m_pastedPng;  // kept for sessions: a pasted image has no file
+    JobId m_imageJob = 0;
+    quint64 m_imageRequest = 0;
+    QString m_lastError;
+    bool m_closing = false;
+
+    // Session restore in progress: the view is applied once the image is in.
+    struct PendingRestore {
+        std::optional<ImageViewState> view;
+        bool waitingForImage = false;
+        bool waitingForModel = false;
+    };
+    std::optional<PendingRestore> m_restore;
+};

@@ -1,0 +1,164 @@
+#include "app/model_session.h"
+
+#include <QDir>
+#include <QFileInfo>
+#include <QLocale>
+
+sdrpn::Result<LoadedModel> loadModelFolder(const std::string& folder, sdrpn::JobContext& ctx) {
+    sdrpn::Result<sdrpn::ModelCard> card = sdrpn::inspectModel(folder, ctx);
+    if (!card) return card.status();
+    LoadedModel model;
+    model.card = std::move(card).value();
+    // The full load (LLaVA backbone, tokenizer, RPN) goes here, reporting through the same ctx.
+    return model;
+}
+
+namespace {
+
+QString compactCount(std::int64_t n) {
+    const double v = double(n);
+    if (v >= 1e9) return QStringLiteral("%1 B").arg(v / 1e9, 0, 'f', 2);
+    if (v >= 1e6) return QStringLiteral("%1 M").arg(v / 1e6, 0, 'f', 1);
+    if (v >= 1e3) return QStringLiteral("%1 K").arg(v / 1e3, 0, 'f', 1);
+    return QString::number(n);
+}
+
+}  // namespace
+
+ModelCardInfo describeModelCard(const sdrpn::ModelCard& card) {
+    const QLocale locale(QLocale::English);
+    ModelCardInfo info;
+    const QString folder = QString::fromStdString(card.folder);
+    info.folder = QDir::toNativeSeparators(QFileInfo(folder).absoluteFilePath());
+    info.title = QFileInfo(QDir::cleanPath(info.folder)).fileName();
+    if (info.title.isEmpty()) info.title = folder;
+    info.subtitle = QString::fromStdString(card.architecture);
+
+    auto add = [&info](const QString& label, const QString& value) { info.rows.append({label, value}); };
+    add(QObject::tr("Model type"), QString::fromStdString(card.modelType));
+    add(QObject::tr("LLM layers"), QString::number(card.llmLayers));
+    QString heads = QString::number(card.llmHeads);
+    if (card.llmKvHeads > 0 && card.llmKvHeads != card.llmHeads)
+        heads += QObject::tr(" (%1 key/value)").arg(card.llmKvHeads);
+    add(QObject::tr("Attention heads"), heads);
+    add(QObject::tr("Hidden size"), QString::number(card.llmHidden));
+    add(QObject::tr("Vision layers"), QString::number(card.visionLayers));
+    if (card.imageSize > 0) {
+        add(QObject::tr("Vision input"),
+            QObject::tr("%1 px, patch %2").arg(card.imageSize).arg(card.patchSize));
+    } else {
+        add(QObject::tr("Vision input"), QObject::tr("dynamic, patch %1").arg(card.patchSize));
+    }
+    if (card.gridRows > 0 && card.gridCols > 0) {
+        add(QObject::tr("Image grid"), QObject::tr("%1 × %2 = %3 tokens")
+                                           .arg(card.gridRows)
+                                           .arg(card.gridCols)
+                                           .arg(card.gridRows * card.gridCols));
+    } else {
+        add(QObject::tr("Image grid"), QObject::tr("follows the image"));
+    }
+    add(QObject::tr("Weights dtype"), QString::fromStdString(card.dtype));
+    add(QObject::tr("Parameters"),
+        QStringLiteral("%1 (%2)").arg(locale.toString(qlonglong(card.parameterCount)),
+                                      compactCount(card.parameterCount)));
+    add(QObject::tr("Weights size"), locale.formattedDataSize(qint64(card.weightBytes)));
+
+    if (card.randomWeights) {
+        info.warning = QObject::tr(
+            "Demo model: random weights. Its answers and attention maps are meaningless; "
+            "it is here to try the studio.");
+    }
+    // The demo warning is already the banner; other notes get a row.
+    QString note = QString::fromStdString(card.note);
+    if (card.randomWeights) {
+        const int cut = note.indexOf(QLatin1Char(';'));
+        note = cut < 0 ? QString() : note.mid(cut + 1).trimmed();
+    }
+    if (!note.isEmpty()) add(QObject::tr("Note"), note);
+    return info;
+}
+
+ModelSession::ModelSession(JobManager* jobs, QObject* parent) : QObject(parent), m_jobs(jobs) {
+    connect(m_jobs, &JobManager::jobProgress, this,
+            [this](JobId id, double fraction, const QString& message) {
+                if (id == m_loadJob && m_state == State::Loading) emit loadProgress(fraction, message);
+            });
+}
+
+bool ModelSession::canAnswer(QString* reason) const {
+    QString why;
+    if (m_state == State::Loading) {
+        why = tr("Wait for the model to finish loading.");
+    } else if (m_state != State::Ready) {
+        why = tr("Open a model first (File › Open Model…).");
+    } else {
+        // LoadedModel has no backbone yet: inspection only.
+        why = tr("Answering is not available yet: this build inspects models but does not run them.");
+    }
+    if (reason) *reason = why;
+    return false;
+}
+
+JobId ModelSession::load(const QString& folder) {
+    cancelLoad();
+    m_model.reset();
+    m_folder = folder;
+    m_error.clear();
+    const std::string path = QDir::cleanPath(folder).toStdString();
+    const QString name = QFileInfo(QDir::cleanPath(folder)).fileName();
+    setState(State::Loading);
+    emit loadStarted(folder);
+    const quint64 request = ++m_request;
+    const JobId id = m_jobs->run(
+        tr("Load model %1").arg(name.isEmpty() ? folder : name), this,
+        [path](sdrpn::JobContext& ctx) { return loadModelFolder(path, ctx); },
+        [this, folder, request](sdrpn::Result<LoadedModel> result) {
+            // Only the latest request counts; an older one was cancelled and may still finish.
+            if (request != m_request) return;
+            m_loadJob = 0;
+            if (result.ok()) {
+                m_model = std::make_shared<const LoadedModel>(std::move(result).value());
+                setState(State::Ready);
+                emit loaded(folder);
+            } else if (result.status().cancelled()) {
+                setState(State::Empty);
+                m_folder.clear();
+                emit loadCancelled(folder);
+            } else {
+                m_error = QString::fromStdString(result.message());
+                setState(State::Failed);
+                emit loadFailed(folder, m_error);
+            }
+            emit answerAvailabilityChanged();
+        });
+    m_loadJob = id;
+    emit answerAvailabilityChanged();
+    return id;
+}
+
+void ModelSession::cancelLoad() {
+    if (m_state != State::Loading) return;
+    ++m_request;  // the cancelled job's completion is ignored
+    m_jobs->cancel(m_loadJob);
+    m_loadJob = 0;
+    const QString folder = m_folder;
+    m_folder.clear();
+    setState(State::Empty);
+    emit loadCancelled(folder);
+    emit answerAvailabilityChanged();
+}
+
+void ModelSession::unload() {
+    cancelLoad();
+    m_model.reset();
+    m_folder.clear();
+    m_error.clear();
+    setState(State::Empty);
+    emit answerAvailabilityChanged();
+}
+
+void ModelSession::setState(State state) {
+    if (state == m_state) return;
+    m_state = state;
+    emit stateChanged(state);
+}

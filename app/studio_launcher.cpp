@@ -1,0 +1,104 @@
+#include "app/studio_launcher.h"
+
+#include <cstdio>
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QPixmap>
+#include <QTimer>
+
+#include "app/main_window.h"
+
+#ifndef SDRPN_VERSION
+#define SDRPN_VERSION "dev"
+#endif
+
+void configureStudioApplication(QApplication& app) {
+    QCoreApplication::setOrganizationName(QStringLiteral("SD-RPN Studio"));
+    QCoreApplication::setApplicationName(QStringLiteral("SD-RPN Studio"));
+    QCoreApplication::setApplicationVersion(QStringLiteral(SDRPN_VERSION));
+    QGuiApplication::setDesktopFileName(QStringLiteral("sdrpn-studio"));
+    Q_UNUSED(app);
+}
+
+StudioOptions parseStudioOptions(const QApplication& app) {
+    QCommandLineParser parser;
+    parser.setApplicationDescription(QObject::tr("SD-RPN Studio: see where a multimodal LLM looks."));
+    parser.addHelpOption();
+    parser.addVersionOption();
+    const QCommandLineOption model({"m", "model"}, QObject::tr("Open the model folder DIR."), "DIR");
+    const QCommandLineOption image({"i", "image"}, QObject::tr("Open the image FILE."), "FILE");
+    const QCommandLineOption question({"q", "question"}, QObject::tr("Put TEXT in the question box."),
+                                      "TEXT");
+    const QCommandLineOption session("session", QObject::tr("Open the session FILE."), "FILE");
+    const QCommandLineOption screenshot(
+        "screenshot",
+        QObject::tr("Wait until everything has loaded, save a picture of the window to FILE, exit."), "FILE");
+    parser.addOptions({model, image, question, session, screenshot});
+    parser.process(app);
+    StudioOptions options;
+    options.modelFolder = parser.value(model);
+    options.imagePath = parser.value(image);
+    options.question = parser.value(question);
+    options.sessionPath = parser.value(session);
+    options.screenshotPath = parser.value(screenshot);
+    return options;
+}
+
+namespace {
+
+void printError(const QString& message) {
+    std::fprintf(stderr, "sdrpn-studio: %s\n", message.toLocal8Bit().constData());
+    std::fflush(stderr);
+}
+
+}  // namespace
+
+int runStudio(QApplication& app, const StudioOptions& options) {
+    const bool screenshotMode = !options.screenshotPath.isEmpty();
+    MainWindow::Options windowOptions;
+    windowOptions.useSettings = !screenshotMode;
+    MainWindow window(windowOptions);
+
+    QStringList failures;
+    if (screenshotMode) {
+        QObject::connect(&window, &MainWindow::errorReported, &window,
+                         [&failures](const QString& message) { failures << message; });
+    }
+    window.show();
+    if (!options.sessionPath.isEmpty()) window.openSession(options.sessionPath);
+    if (!options.modelFolder.isEmpty()) window.openModel(options.modelFolder);
+    if (!options.imagePath.isEmpty()) window.openImage(options.imagePath);
+    if (!options.question.isEmpty()) window.setQuestion(options.question);
+    if (!screenshotMode) return app.exec();
+
+    bool taken = false;
+    auto takeScreenshot = [&] {
+        if (taken) return;
+        taken = true;
+        // Let pending layout and paint requests settle before rendering.
+        QCoreApplication::sendPostedEvents(nullptr, QEvent::LayoutRequest);
+        const QPixmap picture = window.grab();
+        int code = failures.isEmpty() ? 0 : 1;
+        for (const QString& failure : std::as_const(failures)) printError(failure);
+        if (picture.isNull() || !picture.save(options.screenshotPath, "PNG")) {
+            printError(QObject::tr("%1: cannot write the screenshot").arg(options.screenshotPath));
+            code = 2;
+        }
+        QCoreApplication::exit(code);
+    };
+    QTimer watchdog;
+    watchdog.setSingleShot(true);
+    QObject::connect(&watchdog, &QTimer::timeout, &window, [&] {
+        failures << QObject::tr("gave up waiting for the jobs to finish after %1 s")
+                        .arg(kScreenshotTimeoutMs / 1000);
+        window.jobManager()->cancelAll();
+        takeScreenshot();
+    });
+    watchdog.start(kScreenshotTimeoutMs);
+    // Queued: the last completion's own updates run before the picture is taken.
+    QObject::connect(window.jobManager(), &JobManager::allJobsFinished, &window, takeScreenshot,
+                     Qt::QueuedConnection);
+    if (!window.isBusy()) QTimer::singleShot(0, &window, takeScreenshot);
+    return app.exec();
+}

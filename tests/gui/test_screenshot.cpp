@@ -1,0 +1,66 @@
+// sdrpn-studio --screenshot: the real executable, offscreen, opens a model and an image, waits for its
+// jobs, writes a PNG of the window and exits 0; a failure exits non-zero with a message on stderr.
+#include <QFileInfo>
+#include <QImage>
+#include <QProcess>
+#include <QProcessEnvironment>
+
+#include "tests/gui/gui_test_support.h"
+#include "tests/support/test_support.h"
+
+namespace {
+
+QString qs(const std::string& s) {
+    return QString::fromStdString(s);
+}
+
+struct StudioRun {
+    int exitCode = -1;
+    QString stdErr;
+};
+
+StudioRun runStudio(const QStringList& args) {
+    QProcess process;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert("QT_QPA_PLATFORM", "offscreen");
+    process.setProcessEnvironment(env);
+    process.start(QStringLiteral(SDRPN_BINARY_DIR "/app/sdrpn-studio"), args);
+    StudioRun run;
+    if (!process.waitForStarted(30000)) {
+        run.stdErr = process.errorString();
+        return run;
+    }
+    if (!process.waitForFinished(180000)) {
+        process.kill();
+        process.waitForFinished();
+        run.stdErr = "timed out";
+        return run;
+    }
+    run.exitCode = process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -2;
+    run.stdErr = QString::fromLocal8Bit(process.readAllStandardError());
+    return run;
+}
+
+}  // namespace
+
+TEST(StudioScreenshot, WritesAPngOfTheWindow) {
+    const QString shot = qs(sdrpn::test::scratchDir("shot")) + "/studio.png";
+    const StudioRun run = runStudio({"--model", qs(sdrpn::test::fixturePath("tiny-llava-hf")), "--image",
+                                     qs(sdrpn::test::fixturePath("tiny-llava-hf/image_640x480.png")),
+                                     "--question", "What is in the top left corner?", "--screenshot", shot});
+    ASSERT_EQ(run.exitCode, 0) << run.stdErr.toStdString();
+    const QImage picture(shot);
+    ASSERT_FALSE(picture.isNull());
+    EXPECT_EQ(picture.size(), QSize(1400, 900));
+    // Not a blank picture: the image view's canvas and the panels differ.
+    EXPECT_NE(picture.pixelColor(700, 450), picture.pixelColor(1390, 890));
+}
+
+TEST(StudioScreenshot, ReportsAFailureOnStderrWithANonZeroExit) {
+    const QString dir = qs(sdrpn::test::scratchDir("shot_fail"));
+    const QString shot = dir + "/studio.png";
+    const StudioRun run = runStudio({"--image", dir + "/missing.png", "--screenshot", shot});
+    EXPECT_NE(run.exitCode, 0);
+    EXPECT_TRUE(run.stdErr.contains("missing.png")) << run.stdErr.toStdString();
+    EXPECT_TRUE(QFileInfo::exists(shot));  // the picture still shows the error state
+}
