@@ -60,6 +60,7 @@ std::unique_ptr<SpmApi> open(const std::string& path, std::string& why) {
     }
     auto api = std::make_unique<SpmApi>();
     api->path = path;
+    api->deepBind = (flags & RTLD_DEEPBIND) != 0;
     std::string missing;
     bind(handle, "sdrpn_spm_last_error", api->lastError, missing);
     bind(handle, "sdrpn_spm_load", api->load, missing);

@@ -18,7 +18,8 @@
 namespace sdrpn::text::detail {
 
 struct SpmApi {
-    std::string path;  // the file that was loaded
+    std::string path;      // the file that was loaded
+    bool deepBind = true;  // false in AddressSanitizer builds: then LibTorch's protobuf may interfere
     decltype(&sdrpn_spm_last_error) lastError = nullptr;
     decltype(&sdrpn_spm_load) load = nullptr;
     decltype(&sdrpn_spm_load_bytes) loadBytes = nullptr;

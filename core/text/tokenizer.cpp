@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -24,7 +25,13 @@ sdrpn_spm* handleOf(void* h) {
 
 std::string lastPluginError() {
     const char* e = spmApi().lastError();
-    return e && *e ? e : "unknown error";
+    std::string message = e && *e ? e : "unknown error";
+    if (!spmApi().deepBind) {
+        message +=
+            " (AddressSanitizer build: the SentencePiece plugin is loaded without RTLD_DEEPBIND, so it "
+            "cannot run next to LibTorch's protobuf)";
+    }
+    return message;
 }
 
 std::string replaceAll(std::string s, const std::string& from, const std::string& to) {
@@ -386,6 +393,9 @@ void trainSentencePiece(const std::string& corpusFile, const std::string& modelP
         values.push_back(v.c_str());
     }
     const auto& api = spmApi();
+    // SentencePiece's trainer keeps global state (flags, log level): one training at a time.
+    static std::mutex trainMutex;
+    std::lock_guard<std::mutex> lock(trainMutex);
     if (api.train(keys.data(), values.data(), keys.size()) != 0) {
         throw Error("SentencePiece training on " + corpusFile + " (vocabulary " + std::to_string(vocabSize) +
                     ", model " + modelPrefix + ") failed: " + lastPluginError());

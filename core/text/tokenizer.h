@@ -132,7 +132,7 @@ struct SentencePieceTrainOptions {
 
 // Trains a SentencePiece model on `corpusFile` (UTF-8, one sentence per line) and writes
 // `<modelPrefix>.model` and `<modelPrefix>.vocab`. Throws sdrpn::Error naming the corpus (missing, too
-// small for `vocabSize`, ...).
+// small for `vocabSize`, ...). Calls are serialised (SentencePiece's trainer has global state).
 void trainSentencePiece(const std::string& corpusFile, const std::string& modelPrefix, int vocabSize,
                         const SentencePieceTrainOptions& options = {});
 

@@ -309,4 +309,20 @@ TEST(TokenizerDeathTest, MissingPluginIsAClearError) {
         "cannot load the SentencePiece plugin.*\n.*/nonexistent/libsdrpn_spm.so");
 }
 
+TEST(TokenizerDeathTest, EnvironmentOverrideIsUsed) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    // The child re-runs this body up to EXPECT_EXIT: nothing here may load the plugin.
+    unsetenv("SDRPN_SPM_PLUGIN");
+    const std::string plugin = text::detail::spmPluginCandidates().front();  // the build tree's copy
+    const std::string copy = test::scratchDir("plugin_copy") + "/libsdrpn_spm.so";
+    fs::copy_file(plugin, copy);
+    EXPECT_EXIT(
+        {
+            setenv("SDRPN_SPM_PLUGIN", copy.c_str(), 1);
+            SentencePieceTokenizer tok(modelFile());
+            std::exit(text::detail::spmApi().path == copy && tok.vocabSize() == 512 ? 4 : 5);
+        },
+        ::testing::ExitedWithCode(4), "");
+}
+
 }  // namespace
