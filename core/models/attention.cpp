@@ -32,25 +32,28 @@ torch::Tensor blockedAttention(const torch::Tensor& q, const torch::Tensor& k, c
     const std::int64_t kvHeads = k.size(1), lk = k.size(2), rep = heads / kvHeads;
     TORCH_CHECK(!causal || queryStart + lq <= lk, "attention: query rows end at ", queryStart + lq,
                 " but only ", lk, " keys");
+    // Causal blocks only compute keys up to their last row (about half the work of the full square) and
+    // mask only their trailing n x n window.
     const std::int64_t perRow = std::max<std::int64_t>(1, batch * heads * lk * 4);
-    const std::int64_t block = std::clamp<std::int64_t>(kScoreBudgetBytes / perRow, 1, lq);
+    const std::int64_t maxBlock = causal ? (q.is_cuda() ? 512 : 128) : lq;
+    const std::int64_t block = std::clamp<std::int64_t>(kScoreBudgetBytes / perRow, 1,
+                                                        std::max<std::int64_t>(1, std::min(lq, maxBlock)));
     std::vector<torch::Tensor> outs;
     for (std::int64_t r0 = 0; r0 < lq; r0 += block) {
         const std::int64_t n = std::min(block, lq - r0);
-        // Causal: this block sees keys [0, queryStart + r0 + n).
         const std::int64_t keys = causal ? queryStart + r0 + n : lk;
         auto kb = k.narrow(2, 0, keys);
         auto vb = v.narrow(2, 0, keys);
         auto qb = q.narrow(2, r0, n).reshape({batch, kvHeads, rep * n, d});
         auto scores = torch::matmul(qb, kb.transpose(2, 3)).mul_(scale);  // [B, kvHeads, rep*n, keys]
         if (causal && n > 1) {
-            auto rowPos = torch::arange(queryStart + r0, queryStart + r0 + n,
-                                        torch::TensorOptions().dtype(torch::kLong).device(q.device()));
-            auto keyPos = torch::arange(keys, torch::TensorOptions().dtype(torch::kLong).device(q.device()));
-            auto masked = keyPos.unsqueeze(0) > rowPos.unsqueeze(1);  // [n, keys]
-            scores = scores.view({batch, kvHeads, rep, n, keys})
-                         .masked_fill_(masked, -std::numeric_limits<double>::infinity())
-                         .view({batch, kvHeads, rep * n, keys});
+            // Row i (position queryStart + r0 + i) sees keys up to its own position: in the trailing window
+            // [keys - n, keys) that is the upper triangle above the diagonal masked.
+            auto upper =
+                torch::ones({n, n}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu_(1);
+            scores.view({batch, kvHeads, rep, n, keys})
+                .narrow(4, keys - n, n)
+                .masked_fill_(upper, -std::numeric_limits<double>::infinity());
         }
         auto probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
         outs.push_back(torch::matmul(probs, vb).view({batch, heads, n, d}));

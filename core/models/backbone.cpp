@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <torch/version.h>
+
 #include "core/result.h"
 
 namespace sdrpn::models {
@@ -82,6 +84,27 @@ std::string computeDTypeName(torch::ScalarType dtype) {
             return "fp16";
         default:
             return std::string(c10::toString(dtype));
+    }
+}
+
+void checkComputeSupport(torch::Device device, torch::ScalarType dtype) {
+    // Probe the kernels a forward needs; older LibTorch lacks some half-precision CPU kernels.
+    try {
+        torch::NoGradGuard noGrad;
+        auto a = torch::ones({4, 4}, torch::TensorOptions().dtype(dtype).device(device));
+        auto w = torch::ones({4}, torch::TensorOptions().dtype(dtype).device(device));
+        auto y = torch::linear(torch::matmul(a, a), a, w);
+        y = torch::layer_norm(torch::gelu(y), {4}, w, w, 1e-5);
+        y = torch::softmax(y, -1, torch::kFloat).to(dtype) * torch::sigmoid(y);
+        auto img = torch::ones({1, 1, 4, 4}, torch::TensorOptions().dtype(dtype).device(device));
+        (void)torch::conv2d(img, torch::ones({1, 1, 2, 2}, img.options()), {}, 2);
+        (void)torch::embedding(a,
+                               torch::zeros({1}, torch::TensorOptions().dtype(torch::kLong).device(device)));
+    } catch (const c10::Error& e) {
+        std::string what = e.what_without_backtrace();
+        throw Error("compute dtype " + computeDTypeName(dtype) + " is not supported on " + device.str() +
+                    " by this LibTorch (" + TORCH_VERSION + "): " + what.substr(0, what.find('\n')) +
+                    "; use fp32 or bf16");
     }
 }
 

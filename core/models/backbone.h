@@ -116,6 +116,9 @@ torch::Device parseDevice(const std::string& name);
 // "fp32" / "float32", "bf16" / "bfloat16", "fp16" / "float16" -> dtype; throws sdrpn::Error otherwise.
 torch::ScalarType parseComputeDType(const std::string& name);
 std::string computeDTypeName(torch::ScalarType dtype);
+// Throws sdrpn::Error when this LibTorch cannot run the model's kernels in `dtype` on `device` (e.g. fp16
+// on the CPU before LibTorch 2.1).
+void checkComputeSupport(torch::Device device, torch::ScalarType dtype);
 
 // Which rows of a call to capture (used by Backbone implementations): request + the call's ids,
 // its first position and the position of the last image row of the whole context (-1 if none).

@@ -145,6 +145,7 @@ std::shared_ptr<const LlavaModel> loadLlava(const std::string& modelDir, const L
                                             const JobContext& job) {
     const torch::Device device = parseDevice(options.device);
     const torch::ScalarType dtype = parseComputeDType(options.dtype);
+    checkComputeSupport(device, dtype);
     job.report(0, 0, "reading " + modelDir);
     io::LlavaConfig cfg = io::readLlavaConfig(modelDir);
     if (cfg.projectorType.rfind("mlp2x_", 0) != 0)

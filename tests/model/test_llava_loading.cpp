@@ -138,10 +138,14 @@ TEST(LlavaKeys, NormaliserMapsEveryLayout) {
         (void)t;
         for (auto layout : {LlavaKeyLayout::Hub, LlavaKeyLayout::Transformers, LlavaKeyLayout::Original}) {
             const std::string stored = llavaStoredKey(name, layout);
-            if (!stored.empty()) EXPECT_EQ(normaliseLlavaKey(stored), name) << stored;
+            if (!stored.empty()) {
+                EXPECT_EQ(normaliseLlavaKey(stored), name) << stored;
+            }
         }
         const std::string clip = llavaStoredKey(name, LlavaKeyLayout::ClipFolder);
-        if (!clip.empty()) EXPECT_EQ(normaliseClipKey(clip), name) << clip;
+        if (!clip.empty()) {
+            EXPECT_EQ(normaliseClipKey(clip), name) << clip;
+        }
     }
     EXPECT_EQ(normaliseLlavaKey("model.vision_tower.vision_tower.vision_model.pre_layrnorm.weight"),
               "vision_tower.vision_model.pre_layrnorm.weight");
@@ -328,6 +332,20 @@ TEST(LlavaLoading, Bf16ComputeIsCloseToFp32) {
     EXPECT_EQ(logits.scalar_type(), torch::kFloat);
     // bf16 keeps ~3 significant digits; the argmax of the last row survives.
     EXPECT_TENSOR_NEAR(logits[-1], reference().at("logits")[-1], 0.1);
+}
+
+TEST(LlavaLoading, Fp16ComputeRunsOrIsRefusedClearly) {
+    LoadOptions options;
+    options.dtype = "fp16";
+    auto r = tryLoadLlava(fixture(), options, JobContext::none());
+    if (!r.ok()) {
+        // LibTorch before 2.1 has no half-precision matmul on the CPU.
+        EXPECT_NE(r.message().find("fp16"), std::string::npos) << r.message();
+        EXPECT_NE(r.message().find("cpu"), std::string::npos) << r.message();
+        return;
+    }
+    auto logits = logitsOf(*r.value(), inputIds());
+    EXPECT_TENSOR_NEAR(logits[-1], reference().at("logits")[-1], 0.05);
 }
 
 }  // namespace
