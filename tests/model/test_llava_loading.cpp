@@ -199,6 +199,21 @@ TEST(LlavaLoading, TwoShardsWithMixedF16AndF32) {
     EXPECT_TENSOR_NEAR(logitsOf(*r.value(), inputIds()), reference().at("logits"), kTol);
 }
 
+TEST(LlavaLoading, Bf16StoredTensorsAreConverted) {
+    const std::string dir = test::scratchDir("bf16");
+    copyFile(fixture() + "/config.json", dir + "/config.json");
+    NamedTensors tensors;
+    const std::string norm = "language_model.model.norm.weight";
+    for (const auto& [name, t] : fixtureWeights())
+        tensors.emplace_back(name, name == norm ? t.to(torch::kBFloat16) : t);
+    io::saveTensors(dir + "/model.safetensors", tensors);
+    auto r = tryLoadLlava(dir, LoadOptions{}, JobContext::none());
+    ASSERT_TRUE(r.ok()) << r.message();
+    auto loaded = r.value()->finalNormWeight();
+    EXPECT_EQ(loaded.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::equal(loaded, fixtureWeights().at(norm).to(torch::kBFloat16).to(torch::kFloat)));
+}
+
 TEST(LlavaLoading, OriginalLayoutWithSeparateClipFolder) {
     const std::string root = test::scratchDir("original");
     const std::string modelDir = writeOriginal(root, "clip-vit-tiny-336", "openai/clip-vit-tiny-336");
