@@ -26,8 +26,9 @@ void checkShapes(const torch::Tensor& q, const torch::Tensor& k, const torch::Te
 
 // Matmul + fp32 softmax + matmul, query blocks bounded by kScoreBudgetBytes. GQA without copying K/V:
 // the query heads of one kv group are stacked along the row axis.
-torch::Tensor blockedAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               bool causal, std::int64_t queryStart, double scale) {
+[[maybe_unused]] torch::Tensor blockedAttention(const torch::Tensor& q, const torch::Tensor& k,
+                                                const torch::Tensor& v, bool causal, std::int64_t queryStart,
+                                                double scale) {
     const std::int64_t batch = q.size(0), heads = q.size(1), lq = q.size(2), d = q.size(3);
     const std::int64_t kvHeads = k.size(1), lk = k.size(2), rep = heads / kvHeads;
     TORCH_CHECK(!causal || queryStart + lq <= lk, "attention: query rows end at ", queryStart + lq,
@@ -90,6 +91,7 @@ torch::Tensor fusedAttention(const torch::Tensor& q, const torch::Tensor& k, con
         }
     }
 #if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1
+    (void)d;
     if (mask.defined()) return at::scaled_dot_product_attention(q, kk, vv, mask, 0.0, false, scale);
     return at::scaled_dot_product_attention(q, kk, vv, {}, 0.0, isCausal, scale);
 #else
