@@ -67,7 +67,8 @@ struct LayerAttention {
     std::vector<float> values;
 };
 
-// What the capture cost: wall time (exact only with CaptureRequest::measure on a GPU) and memory.
+// What the capture cost since the context was made or clearAttention() was called: wall time (exact on a
+// GPU only with CaptureRequest::measure) and memory.
 struct CaptureStats {
     double seconds = 0.0;               // time spent recomputing rows, summed over layers and calls
     std::int64_t rows = 0;              // query rows captured (per layer)
