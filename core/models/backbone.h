@@ -56,6 +56,7 @@ std::vector<std::int64_t> expandImageSentinels(const std::vector<std::int64_t>& 
 struct PrefillOptions {
     int endLayer = -1;            // run decoder layers [0, endLayer) only (SD-RPN pass 1); -1 = all. The
                                   // skipped layers' KV is not extended: truncate() before continuing.
+                                  // Rows captured by such a call hold NaN in the layers it skips.
     std::vector<int> keepHidden;  // hidden states to return: k = input of layer k (0 = embeddings),
                                   // layerCount() = last layer's output before the final norm
     bool computeLogits = true;    // needs all layers
