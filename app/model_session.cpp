@@ -4,12 +4,13 @@
 #include <QFileInfo>
 #include <QLocale>
 
-sdrpn::Result<LoadedModel> loadModelFolder(const std::string& folder, sdrpn::JobContext& ctx) {
+sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder, sdrpn::JobContext& ctx) {
     sdrpn::Result<sdrpn::ModelCard> card = sdrpn::inspectModel(folder, ctx);
     if (!card) return card.status();
-    LoadedModel model;
+    SessionModel model;
     model.card = std::move(card).value();
-    // The full load (LLaVA backbone, tokenizer, RPN) goes here, reporting through the same ctx.
+    // The full load goes here, reporting through the same ctx:
+    //   model.pipeline = sdrpn::pipeline::loadModel(folder, {}, ctx) (its Result checked like the card's).
     return model;
 }
 
@@ -92,7 +93,7 @@ bool ModelSession::canAnswer(QString* reason) const {
     } else if (m_state != State::Ready) {
         why = tr("Open a model first (File › Open Model…).");
     } else {
-        // LoadedModel has no backbone yet: inspection only.
+        // SessionModel has no backbone yet (inspection only); true once it carries the pipeline model.
         why = tr("Answering is not available yet: this build inspects models but does not run them.");
     }
     if (reason) *reason = why;
@@ -112,12 +113,12 @@ JobId ModelSession::load(const QString& folder) {
     const JobId id = m_jobs->run(
         tr("Load model %1").arg(name.isEmpty() ? folder : name), this,
         [path](sdrpn::JobContext& ctx) { return loadModelFolder(path, ctx); },
-        [this, folder, request](sdrpn::Result<LoadedModel> result) {
+        [this, folder, request](sdrpn::Result<SessionModel> result) {
             // Only the latest request counts; an older one was cancelled and may still finish.
             if (request != m_request) return;
             m_loadJob = 0;
             if (result.ok()) {
-                m_model = std::make_shared<const LoadedModel>(std::move(result).value());
+                m_model = std::make_shared<const SessionModel>(std::move(result).value());
                 setState(State::Ready);
                 emit loaded(folder);
             } else if (result.status().cancelled()) {

@@ -1,9 +1,10 @@
 // ModelSession: owns "the current model" of the studio and the job that loads it.
 //
 // Loading is a JobManager job; today it inspects the folder (sdrpn::inspectModel: config + safetensors
-// headers, no weights in memory). The full load (backbone weights, tokenizer, optional RPN) slots into
-// loadModelFolder() behind the same job and the same signals: LoadedModel grows a shared, read-only model
-// bundle, and answering (ask()) becomes possible once it is there.
+// headers, no weights in memory). The full load slots into loadModelFolder() behind the same job and the
+// same signals: SessionModel gains the core's shared, read-only sdrpn::pipeline::LoadedModel (from
+// sdrpn::pipeline::loadModel), and canAnswer() turns true once it is there; an answer job then calls
+// sdrpn::pipeline::ask with that model (core/pipeline/ask.h).
 //
 //   auto* session = new ModelSession(jobs, this);
 //   connect(session, &ModelSession::loaded, this, [&] { show(session->card()); });
@@ -24,13 +25,13 @@
 #include "widgets/model_card_panel.h"
 
 // What one load produces; shared read-only with jobs once loaded.
-struct LoadedModel {
+struct SessionModel {
     sdrpn::ModelCard card;
-    // Later: std::shared_ptr<const sdrpn::ModelBundle> bundle;  (weights, tokenizer, RPN)
+    // Next: std::shared_ptr<const sdrpn::pipeline::LoadedModel> pipeline;  (backbone, tokenizer; later RPN)
 };
 
 // The body of the load job (worker thread): inspect, then (later) load weights. Never throws.
-sdrpn::Result<LoadedModel> loadModelFolder(const std::string& folder, sdrpn::JobContext& ctx);
+sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder, sdrpn::JobContext& ctx);
 
 // Turns a ModelCard into what ModelCardPanel shows.
 ModelCardInfo describeModelCard(const sdrpn::ModelCard& card);
@@ -48,7 +49,7 @@ public:
     QString folder() const { return m_folder; }
     // The loaded model's card; nullptr unless Ready. Jobs that need the model take model() (shared).
     const sdrpn::ModelCard* card() const { return m_model ? &m_model->card : nullptr; }
-    std::shared_ptr<const LoadedModel> model() const { return m_model; }
+    std::shared_ptr<const SessionModel> model() const { return m_model; }
     QString errorMessage() const { return m_error; }
     JobId loadJob() const { return m_loadJob; }
     bool isDemoModel() const { return m_model && m_model->card.randomWeights; }
@@ -81,5 +82,5 @@ private:
     QString m_error;
     JobId m_loadJob = 0;
     quint64 m_request = 0;  // identifies the latest load() call
-    std::shared_ptr<const LoadedModel> m_model;
+    std::shared_ptr<const SessionModel> m_model;
 };

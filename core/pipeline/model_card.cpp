@@ -9,17 +9,13 @@
 
 #include "core/io/config.h"
 #include "core/io/safetensors.h"
+#include "core/pipeline/demo_model.h"
 
 namespace sdrpn {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// The `__metadata__` entry that marks the bundled demo model's random weights (written by the demo model
-// generator, core/pipeline/demo_model.h).
-constexpr const char* kDemoMetadataKey = "sdrpn.demo";
-constexpr const char* kDemoMetadataRandom = "random";
 
 json readJsonFile(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
@@ -138,8 +134,10 @@ ModelCard inspect(const std::string& folder, JobContext& ctx) {
     ctx.throwIfCancelled();
     auto archive = io::SafetensorsArchive::open(folder);
     for (const auto& file : archive->files()) {
-        auto it = file->metadata().find(kDemoMetadataKey);
-        if (it != file->metadata().end() && it->second == kDemoMetadataRandom) card.randomWeights = true;
+        // The demo model generator marks its random weights in every file's __metadata__.
+        auto it = file->metadata().find(pipeline::kDemoMetadataKey);
+        if (it != file->metadata().end() && it->second == pipeline::kDemoMetadataValue)
+            card.randomWeights = true;
     }
 
     const std::vector<std::string> names = archive->names();

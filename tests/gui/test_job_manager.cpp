@@ -138,7 +138,8 @@ TEST(JobManager, SkipsTheCompletionOfADestroyedReceiver) {
 
 TEST(JobManager, ShutdownCancelsWaitsAndDropsCompletions) {
     std::atomic<bool> sawCancel{false};
-    std::atomic<int> finishedWorkers{0};
+    std::atomic<int> entered{0};
+    std::atomic<int> exited{0};
     bool called = false;
     {
         JobManager jobs;
@@ -147,8 +148,9 @@ TEST(JobManager, ShutdownCancelsWaitsAndDropsCompletions) {
             jobs.run(
                 "long", nullptr,
                 [&](sdrpn::JobContext& ctx) {
+                    ++entered;
                     auto r = stepUntilCancelled(ctx, &sawCancel, 1000000);
-                    ++finishedWorkers;
+                    ++exited;
                     return r;
                 },
                 [&](sdrpn::Result<int>) { called = true; });
@@ -157,7 +159,9 @@ TEST(JobManager, ShutdownCancelsWaitsAndDropsCompletions) {
         jobs.shutdown();
         EXPECT_TRUE(jobs.isShutDown());
         EXPECT_EQ(jobs.activeCount(), 0);
-        EXPECT_EQ(finishedWorkers.load(), 3);  // waited for all, including the queued ones
+        // Every job that started has returned (a job still queued at shutdown never runs its work).
+        EXPECT_GE(entered.load(), 1);
+        EXPECT_EQ(exited.load(), entered.load());
         EXPECT_TRUE(sawCancel);
         // Later jobs are refused.
         jobs.run(

@@ -5,9 +5,12 @@
 #include <fstream>
 #include <thread>
 
+#include <QClipboard>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QGuiApplication>
+#include <QMimeData>
 #include <QSignalSpy>
 
 #include "app/main_window.h"
@@ -96,6 +99,28 @@ TEST(MainWindow, ACorruptImageShowsAnErrorAndKeepsRunning) {
     window.openImage(fixtureImage());
     ASSERT_TRUE(loaded.wait(20000));
     EXPECT_TRUE(window.imageView()->hasImage());
+}
+
+TEST(MainWindow, PastesAnImageOrAFileFromTheClipboard) {
+    MainWindow window(noSettings());
+    window.show();
+    QImage image(50, 40, QImage::Format_RGB32);
+    image.fill(Qt::magenta);
+    QGuiApplication::clipboard()->setImage(image);
+    window.pasteFromClipboard();
+    ASSERT_TRUE(window.imageView()->hasImage());
+    EXPECT_EQ(window.imageView()->image().size(), QSize(50, 40));
+    EXPECT_TRUE(window.imagePath().isEmpty());
+    EXPECT_TRUE(window.windowTitle().contains("pasted image"));
+
+    auto* mime = new QMimeData;
+    mime->setUrls({QUrl::fromLocalFile(fixtureImage())});
+    QGuiApplication::clipboard()->setMimeData(mime);
+    QSignalSpy loaded(&window, &MainWindow::imageLoaded);
+    window.pasteFromClipboard();
+    ASSERT_TRUE(loaded.wait(20000));
+    EXPECT_EQ(window.imageView()->image().size(), QSize(640, 480));
+    EXPECT_EQ(window.imagePath(), QFileInfo(fixtureImage()).absoluteFilePath());
 }
 
 TEST(MainWindow, ABadModelFolderShowsAnError) {
@@ -255,15 +280,21 @@ TEST(MainWindow, ClosingWhileAJobRunsCancelsAndWaits) {
     auto window = std::make_unique<MainWindow>(noSettings());
     window->show();
     QSignalSpy started(window->jobManager(), &JobManager::jobStarted);
-    window->jobManager()->runStatus("endless", window.get(), [&](sdrpn::JobContext& ctx) {
-        while (!ctx.cancelRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        sawCancel = true;
-        returned = true;
-        return sdrpn::Status::cancelledStatus();
-    });
+    const JobId endless =
+        window->jobManager()->runStatus("endless", window.get(), [&](sdrpn::JobContext& ctx) {
+            while (!ctx.cancelRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            sawCancel = true;
+            returned = true;
+            return sdrpn::Status::cancelledStatus();
+        });
     // A model load is in flight as well.
     window->openModel(llavaFixture());
-    ASSERT_TRUE(started.wait(10000));
+    auto endlessStarted = [&] {
+        for (const QList<QVariant>& args : std::as_const(started))
+            if (args.at(0).value<JobId>() == endless) return true;
+        return false;
+    };
+    while (!endlessStarted()) ASSERT_TRUE(started.wait(10000));
     EXPECT_TRUE(window->close());
     EXPECT_TRUE(sawCancel);
     EXPECT_TRUE(returned);
