@@ -680,6 +680,8 @@ void MainWindow::showAbout() {
         m_aboutBox->setTextFormat(Qt::RichText);
         m_aboutBox->setStandardButtons(QMessageBox::Close);
         m_aboutBox->setWindowModality(Qt::NonModal);
+        const QIcon icon = QApplication::windowIcon();
+        if (!icon.isNull()) m_aboutBox->setIconPixmap(icon.pixmap(64, 64));
     }
     m_aboutBox->setText(aboutText());
     m_aboutBox->show();

@@ -4,6 +4,7 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QIcon>
 #include <QPixmap>
 #include <QTimer>
 
@@ -18,7 +19,8 @@ void configureStudioApplication(QApplication& app) {
     QCoreApplication::setApplicationName(QStringLiteral("SD-RPN Studio"));
     QCoreApplication::setApplicationVersion(QStringLiteral(SDRPN_VERSION));
     QGuiApplication::setDesktopFileName(QStringLiteral("sdrpn-studio"));
-    Q_UNUSED(app);
+    // Compiled into sdrpn-studio from resources/studio.qrc; absent (a null icon) in test executables.
+    app.setWindowIcon(QIcon(QStringLiteral(":/icons/sdrpn-studio.png")));
 }
 
 StudioOptions parseStudioOptions(const QApplication& app) {

@@ -10,6 +10,7 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QGuiApplication>
+#include <QMessageBox>
 #include <QMimeData>
 #include <QSignalSpy>
 
@@ -186,6 +187,19 @@ TEST(MainWindow, SaysPlainlyWhenTheModelIsTheDemoWithRandomWeights) {
     EXPECT_TRUE(window.modelCardPanel()->isWarningVisible());
     EXPECT_TRUE(window.modelCardPanel()->displayedText().contains("random weights"));
     EXPECT_TRUE(window.aboutText().contains("demo model with random weights"));
+
+    // Help › About shows it, without blocking.
+    QAction* about = nullptr;
+    for (QAction* action : window.findChildren<QAction*>())
+        if (action->text() == QStringLiteral("&About SD-RPN Studio")) about = action;
+    ASSERT_NE(about, nullptr);
+    about->trigger();
+    QMessageBox* box = window.findChild<QMessageBox*>();
+    ASSERT_NE(box, nullptr);
+    EXPECT_TRUE(box->isVisible());
+    EXPECT_TRUE(box->text().contains("random weights"));
+    const QString shots = qEnvironmentVariable("SDRPN_TEST_SHOTS");  // to look at the dialog
+    if (!shots.isEmpty()) (void)box->grab().save(shots + "/about.png");
 }
 
 TEST(MainWindow, SessionRoundTripRestoresTheSameState) {
