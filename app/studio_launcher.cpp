@@ -32,7 +32,9 @@ StudioOptions parseStudioOptions(const QApplication& app) {
     const QCommandLineOption image({"i", "image"}, QObject::tr("Open the image FILE."), "FILE");
     const QCommandLineOption question({"q", "question"}, QObject::tr("Put TEXT in the question box."),
                                       "TEXT");
-    const QCommandLineOption session("session", QObject::tr("Open the session FILE."), "FILE");
+    // Not "--session": QGuiApplication takes that one for X11 session management.
+    const QCommandLineOption session("session-file", QObject::tr("Open the saved studio session FILE."),
+                                     "FILE");
     const QCommandLineOption screenshot(
         "screenshot",
         QObject::tr("Wait until everything has loaded, save a picture of the window to FILE, exit."), "FILE");

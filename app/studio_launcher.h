@@ -1,5 +1,5 @@
 // The sdrpn-studio command line:
-//   sdrpn-studio [--model DIR] [--image FILE] [--question TEXT] [--session FILE] [--screenshot FILE]
+//   sdrpn-studio [--model DIR] [--image FILE] [--question TEXT] [--session-file FILE] [--screenshot FILE]
 //
 // With --screenshot the window opens what it was given, waits in the event loop until every job (model
 // load, image decode) has finished, renders itself with QWidget::grab() to FILE and exits: 0 when all went

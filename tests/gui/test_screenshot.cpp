@@ -1,5 +1,6 @@
 // sdrpn-studio --screenshot: the real executable, offscreen, opens a model and an image, waits for its
 // jobs, writes a PNG of the window and exits 0; a failure exits non-zero with a message on stderr.
+#include <QFile>
 #include <QFileInfo>
 #include <QImage>
 #include <QProcess>
@@ -63,4 +64,28 @@ TEST(StudioScreenshot, ReportsAFailureOnStderrWithANonZeroExit) {
     EXPECT_NE(run.exitCode, 0);
     EXPECT_TRUE(run.stdErr.contains("missing.png")) << run.stdErr.toStdString();
     EXPECT_TRUE(QFileInfo::exists(shot));  // the picture still shows the error state
+}
+
+TEST(StudioScreenshot, OpensASessionFile) {
+    const QString dir = qs(sdrpn::test::scratchDir("shot_session"));
+    const QString session = dir + "/one.sdrpn.json";
+    {
+        QFile file(session);
+        ASSERT_TRUE(file.open(QIODevice::WriteOnly));
+        file.write(QStringLiteral(R"({"format": "sdrpn-studio-session", "version": 1,
+            "model": {"folder": "%1"}, "image": {"path": "%2"}, "question": "Where?",
+            "view": {"fit": false, "zoom": 3.0, "center": [100, 80]}})")
+                       .arg(qs(sdrpn::test::fixturePath("tiny-llava-hf")),
+                            qs(sdrpn::test::fixturePath("tiny-llava-hf/image_640x480.png")))
+                       .toUtf8());
+    }
+    const StudioRun ok = runStudio({"--session-file", session, "--screenshot", dir + "/ok.png"});
+    EXPECT_EQ(ok.exitCode, 0) << ok.stdErr.toStdString();
+    EXPECT_EQ(QImage(dir + "/ok.png").size(), QSize(1400, 900));
+
+    // A missing session is reported (the option is not swallowed by Qt's own "-session").
+    const StudioRun missing =
+        runStudio({"--session-file", dir + "/missing.sdrpn.json", "--screenshot", dir + "/x.png"});
+    EXPECT_NE(missing.exitCode, 0);
+    EXPECT_TRUE(missing.stdErr.contains("missing.sdrpn.json")) << missing.stdErr.toStdString();
 }
