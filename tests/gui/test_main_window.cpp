@@ -12,6 +12,7 @@
 #include <QGuiApplication>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QSettings>
 #include <QSignalSpy>
 
 #include "app/main_window.h"
@@ -316,4 +317,24 @@ TEST(MainWindow, ClosingWhileAJobRunsCancelsAndWaits) {
     EXPECT_EQ(window->jobManager()->activeCount(), 0);
     window.reset();
     QCoreApplication::processEvents();  // queued completions for the destroyed window are dropped
+}
+
+TEST(MainWindow, RemembersRecentFilesAndGeometryInQSettings) {
+    QSettings().clear();  // Qt's test location (QStandardPaths test mode), not the user's settings
+    {
+        MainWindow window;
+        window.show();
+        window.resize(1111, 777);
+        QSignalSpy loaded(&window, &MainWindow::imageLoaded);
+        window.openImage(fixtureImage());
+        ASSERT_TRUE(loaded.wait(20000));
+        window.openModel(llavaFixture());
+        ASSERT_TRUE(waitForIdle(window.jobManager()));
+        window.close();
+    }
+    MainWindow again;
+    EXPECT_EQ(again.recentImages().value(0), QFileInfo(fixtureImage()).absoluteFilePath());
+    EXPECT_EQ(again.recentModels().value(0), QDir::cleanPath(QFileInfo(llavaFixture()).absoluteFilePath()));
+    EXPECT_EQ(again.size(), QSize(1111, 777));
+    QSettings().clear();
 }
