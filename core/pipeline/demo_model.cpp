@@ -77,8 +77,7 @@ Result<void> makeDemoModel(const std::string& folder, const DemoModelOptions& o,
     return guarded([&] {
         const fs::path dir(folder);
         if (fs::exists(dir / "model.safetensors") && !o.overwrite)
-            throw Error(folder +
-                        " already holds a model (model.safetensors); use --overwrite to replace it");
+            throw Error(folder + " already holds a model (model.safetensors); use --overwrite to replace it");
         fs::create_directories(dir);
         const int steps = 4;
 
