@@ -177,7 +177,51 @@ private:
 
 constexpr const char* kSampleColumns =
     "id, dataset, key, image, question, reference, model, answer, answer_tokens, settings, grid_rows, "
-    "grid_cols, source_width, source_height, image_fit, model_layers, model_heads, seconds, created";
+    "grid_cols, geometry, model_layers, model_heads, seconds, created";
+
+// GridGeometry as JSON, every field, so the studio draws stored maps exactly where the preprocessor put
+// them (architecture.md: geometry is computed once and carried with every map).
+std::string geometryToJson(const models::GridGeometry& g) {
+    nlohmann::json j;
+    j["fit"] = models::imageFitName(g.fit);
+    j["source"] = {g.sourceWidth, g.sourceHeight};
+    j["processed"] = {g.processedWidth, g.processedHeight};
+    j["grid"] = {g.gridRows, g.gridCols};
+    j["scale"] = {g.scaleX, g.scaleY};
+    j["offset"] = {g.offsetX, g.offsetY};
+    j["resized"] = {g.resizedWidth, g.resizedHeight};
+    j["pad"] = {g.padLeft, g.padTop};
+    j["crop"] = {g.cropLeft, g.cropTop};
+    return j.dump();
+}
+
+models::GridGeometry geometryFromJson(const std::string& text) {
+    models::GridGeometry g;
+    const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object()) throw Error("stored geometry is not a JSON object: " + text);
+    try {
+        if (auto fit = models::parseImageFit(j.at("fit").get<std::string>())) g.fit = *fit;
+        g.sourceWidth = j.at("source")[0];
+        g.sourceHeight = j.at("source")[1];
+        g.processedWidth = j.at("processed")[0];
+        g.processedHeight = j.at("processed")[1];
+        g.gridRows = j.at("grid")[0];
+        g.gridCols = j.at("grid")[1];
+        g.scaleX = j.at("scale")[0];
+        g.scaleY = j.at("scale")[1];
+        g.offsetX = j.at("offset")[0];
+        g.offsetY = j.at("offset")[1];
+        g.resizedWidth = j.at("resized")[0];
+        g.resizedHeight = j.at("resized")[1];
+        g.padLeft = j.at("pad")[0];
+        g.padTop = j.at("pad")[1];
+        g.cropLeft = j.at("crop")[0];
+        g.cropTop = j.at("crop")[1];
+    } catch (const nlohmann::json::exception& e) {
+        throw Error("stored geometry " + text + ": " + e.what());
+    }
+    return g;
+}
 
 StoredSample sampleFromRow(const Statement& s) {
     StoredSample out;
@@ -192,13 +236,11 @@ StoredSample sampleFromRow(const Statement& s) {
     out.settings = s.text(9);
     out.gridRows = int(s.integer(10));
     out.gridCols = int(s.integer(11));
-    out.sourceWidth = int(s.integer(12));
-    out.sourceHeight = int(s.integer(13));
-    out.imageFit = s.text(14);
-    out.modelLayers = int(s.integer(15));
-    out.modelHeads = int(s.integer(16));
-    out.seconds = s.real(17);
-    out.created = s.text(18);
+    out.geometry = geometryFromJson(s.text(12));
+    out.modelLayers = int(s.integer(13));
+    out.modelHeads = int(s.integer(14));
+    out.seconds = s.real(15);
+    out.created = s.text(16);
     return out;
 }
 
@@ -211,8 +253,8 @@ std::string differences(const StoredSample& a, const StoredSample& b) {
     if (a.reference != b.reference) d.push_back("reference");
     if (a.answer != b.answer || a.answerTokens != b.answerTokens) d.push_back("answer");
     if (a.settings != b.settings) d.push_back("settings");
-    if (a.gridRows != b.gridRows || a.gridCols != b.gridCols || a.sourceWidth != b.sourceWidth ||
-        a.sourceHeight != b.sourceHeight || a.imageFit != b.imageFit)
+    if (a.gridRows != b.gridRows || a.gridCols != b.gridCols ||
+        geometryToJson(a.geometry) != geometryToJson(b.geometry))
         d.push_back("geometry");
     bool sameMaps = a.maps.size() == b.maps.size();
     for (std::size_t i = 0; sameMaps && i < a.maps.size(); ++i) {
@@ -244,9 +286,7 @@ CREATE TABLE IF NOT EXISTS samples(
     settings TEXT NOT NULL,
     grid_rows INTEGER NOT NULL,
     grid_cols INTEGER NOT NULL,
-    source_width INTEGER NOT NULL,
-    source_height INTEGER NOT NULL,
-    image_fit TEXT NOT NULL,
+    geometry TEXT NOT NULL,
     model_layers INTEGER NOT NULL,
     model_heads INTEGER NOT NULL,
     seconds REAL NOT NULL,
@@ -475,16 +515,16 @@ bool LabelStore::insert(const StoredSample& sample) {
         Statement s(
             m_db,
             "INSERT OR IGNORE INTO samples(dataset, key, image, question, reference, model, answer, "
-            "answer_tokens, settings, grid_rows, grid_cols, source_width, source_height, image_fit, "
-            "model_layers, model_heads, seconds, created) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))",
+            "answer_tokens, settings, grid_rows, grid_cols, geometry, model_layers, model_heads, seconds, "
+            "created) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "COALESCE(?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))",
             onFail);
         s.bind(1, sample.dataset).bind(2, sample.key).bind(3, sample.image).bind(4, sample.question);
         s.bind(5, sample.reference).bind(6, sample.model).bind(7, sample.answer).bind(8, sample.answerTokens);
         s.bind(9, sample.settings).bind(10, sample.gridRows).bind(11, sample.gridCols);
-        s.bind(12, sample.sourceWidth).bind(13, sample.sourceHeight).bind(14, sample.imageFit);
-        s.bind(15, sample.modelLayers).bind(16, sample.modelHeads).bind(17, sample.seconds);
-        s.bind(18, sample.created.empty() ? std::optional<std::string>() : sample.created);
+        s.bind(12, geometryToJson(sample.geometry));
+        s.bind(13, sample.modelLayers).bind(14, sample.modelHeads).bind(15, sample.seconds);
+        s.bind(16, sample.created.empty() ? std::optional<std::string>() : sample.created);
         s.step("writing");
     }
     if (sqlite3_changes(m_db) == 0) return false;

@@ -29,6 +29,7 @@
 
 #include "core/jobs.h"
 #include "core/models/capture.h"
+#include "core/models/geometry.h"
 #include "core/result.h"
 
 struct sqlite3;
@@ -57,12 +58,11 @@ struct StoredSample {
     int answerTokens = 0;                  // answer rows averaged; 0 = no maps (first token EOS, §2.3 ⚠)
     std::string settings = "{}";           // label settings JSON used when the sample was labeled
     int gridRows = 0, gridCols = 0;        // the maps' grid
-    int sourceWidth = 0, sourceHeight = 0;
-    std::string imageFit;                 // "pad" / "crop" (models::imageFitName)
-    int modelLayers = 0, modelHeads = 0;  // the teacher's decoder layer and head counts
-    double seconds = 0.0;                 // teacher time for this sample
-    std::string created;                  // UTC time of the write, ISO 8601 (set by the store)
-    std::vector<StoredMap> maps;          // sorted by (layer, head), head-mean first
+    models::GridGeometry geometry;         // where that grid sits on the source image (the preprocessor's)
+    int modelLayers = 0, modelHeads = 0;   // the teacher's decoder layer and head counts
+    double seconds = 0.0;                  // teacher time for this sample
+    std::string created;                   // UTC time of the write, ISO 8601 (set by the store)
+    std::vector<StoredMap> maps;           // sorted by (layer, head), head-mean first
 
     const StoredMap* find(int layer, int head) const;
     // Mean over `heads` of a layer's maps: exact from per-head maps, or from the head-mean map when

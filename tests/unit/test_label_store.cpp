@@ -40,9 +40,7 @@ StoredSample makeSample(const std::string& key, unsigned seed, int extraMaps = 0
     s.settings = R"({"preset":"llava-1.5-7b"})";
     s.gridRows = 24;
     s.gridCols = 24;
-    s.sourceWidth = 640;
-    s.sourceHeight = 480;
-    s.imageFit = "pad";
+    s.geometry = models::makeGridGeometry(640, 480, models::ImageFit::Pad);
     s.modelLayers = 32;
     s.modelHeads = 32;
     s.seconds = 0.25;
@@ -76,9 +74,25 @@ void expectSameSample(const StoredSample& got, const StoredSample& want) {
     EXPECT_EQ(got.settings, want.settings);
     EXPECT_EQ(got.gridRows, want.gridRows);
     EXPECT_EQ(got.gridCols, want.gridCols);
-    EXPECT_EQ(got.sourceWidth, want.sourceWidth);
-    EXPECT_EQ(got.sourceHeight, want.sourceHeight);
-    EXPECT_EQ(got.imageFit, want.imageFit);
+    const models::GridGeometry& g = got.geometry;
+    const models::GridGeometry& w = want.geometry;
+    EXPECT_EQ(g.fit, w.fit);
+    EXPECT_EQ(g.sourceWidth, w.sourceWidth);
+    EXPECT_EQ(g.sourceHeight, w.sourceHeight);
+    EXPECT_EQ(g.processedWidth, w.processedWidth);
+    EXPECT_EQ(g.processedHeight, w.processedHeight);
+    EXPECT_EQ(g.gridRows, w.gridRows);
+    EXPECT_EQ(g.gridCols, w.gridCols);
+    EXPECT_EQ(g.scaleX, w.scaleX);  // exact: JSON numbers round-trip doubles
+    EXPECT_EQ(g.scaleY, w.scaleY);
+    EXPECT_EQ(g.offsetX, w.offsetX);
+    EXPECT_EQ(g.offsetY, w.offsetY);
+    EXPECT_EQ(g.resizedWidth, w.resizedWidth);
+    EXPECT_EQ(g.resizedHeight, w.resizedHeight);
+    EXPECT_EQ(g.padLeft, w.padLeft);
+    EXPECT_EQ(g.padTop, w.padTop);
+    EXPECT_EQ(g.cropLeft, w.cropLeft);
+    EXPECT_EQ(g.cropTop, w.cropTop);
     EXPECT_EQ(got.modelLayers, want.modelLayers);
     EXPECT_EQ(got.modelHeads, want.modelHeads);
     EXPECT_DOUBLE_EQ(got.seconds, want.seconds);
@@ -164,6 +178,7 @@ TEST(LabelStore, RoundTripWithinFp16) {
     StoredSample b = makeSample("18", 2);
     b.reference.reset();
     b.dataset = "ocr_vqa";
+    b.geometry = models::makeGridGeometry(500, 333, models::ImageFit::Crop);
     {
         LabelStore store = LabelStore::open(path);
         EXPECT_TRUE(store.put(a));
