@@ -17,6 +17,9 @@ struct Command {
 
 int runMakeDemoModel(const Argv& args);
 int runAsk(const Argv& args);
+int runLabel(const Argv& args);
+int runMergeStores(const Argv& args);
+int runStoreInfo(const Argv& args);
 
 // Exit codes shared by the commands.
 constexpr int kExitOk = 0;

@@ -12,8 +12,12 @@ namespace {
 
 const std::vector<sdrpn::cli::Command> kCommands = {
     {"ask", "answer a question about an image and capture attention maps", &sdrpn::cli::runAsk},
+    {"label", "label a dataset: teacher answers and attention maps into a label store",
+     &sdrpn::cli::runLabel},
     {"make-demo-model", "make the bundled demo model (random weights) in a folder",
      &sdrpn::cli::runMakeDemoModel},
+    {"merge-stores", "merge label stores (e.g. shards) into one", &sdrpn::cli::runMergeStores},
+    {"store-info", "what a label store holds; one sample's labels", &sdrpn::cli::runStoreInfo},
 };
 
 void usage(std::FILE* out) {
