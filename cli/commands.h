@@ -20,6 +20,7 @@ int runAsk(const Argv& args);
 int runLabel(const Argv& args);
 int runMergeStores(const Argv& args);
 int runStoreInfo(const Argv& args);
+int runRoi(const Argv& args);
 
 // Exit codes shared by the commands.
 constexpr int kExitOk = 0;

@@ -18,6 +18,7 @@ const std::vector<sdrpn::cli::Command> kCommands = {
      &sdrpn::cli::runMakeDemoModel},
     {"merge-stores", "merge label stores (e.g. shards) into one", &sdrpn::cli::runMergeStores},
     {"store-info", "what a label store holds; one sample's labels", &sdrpn::cli::runStoreInfo},
+    {"roi", "answer with SD-RPN: predict the RoI, zoom in, answer again", &sdrpn::cli::runRoi},
 };
 
 void usage(std::FILE* out) {

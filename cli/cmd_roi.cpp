@@ -1,0 +1,207 @@
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/io/image.h"
+#include "core/pipeline/two_stage.h"
+
+namespace sdrpn::cli {
+namespace {
+
+const char* kRoiUsage =
+    "usage: sdrpn roi --model DIR (--rpn CKPT | --rpn-k K --rpn-t T) --image FILE\n"
+    "                 (--question TEXT | --raw-prompt TEXT) [options]\n\n"
+    "Answers a question twice: from the image (baseline), then with SD-RPN's zoomed RoI tokens added\n"
+    "(two-stage). Prints both answers, the RoI and the time of each stage.\n\n"
+    "  --rpn CKPT            SD-RPN checkpoint (folder with config.json twig_K / twig_T, or a .safetensors\n"
+    "                        written by the studio)\n"
+    "  --rpn-k K --rpn-t T   without a checkpoint: initialise the twig from backbone layers K .. K+T-1\n"
+    "                        (\"twiginit\"; untrained, for trying the machinery)\n"
+    "  --thr T               RoI threshold (default 0.15; negative: relative to the peak)\n"
+    "  --preset NAME         RoI thresholds of a benchmark: textvqa_val, infovqa_val, chartqa, ocrbench,\n"
+    "                        docvqa_val, vstar_bench, pope, hrbench (--thr overrides)\n"
+    "  --roi-settings FILE   RoI settings JSON (as the studio saves them; --preset and --thr override)\n"
+    "  --no-baseline         skip the baseline answer (pass 1 then stops at layer K)\n"
+    "  --no-kv-reuse         pass 2 re-runs the whole prompt (the reference) instead of reusing pass 1's\n"
+    "                        [system | image] keys and values\n"
+    "  --template T          vicuna_v1 | llava_v1 | llava_hf | raw (default: the model's own)\n"
+    "  --image-mode M        pad | crop (default: the model's preprocessor)\n"
+    "  --max-new-tokens N    default 128\n"
+    "  --device D            cpu (default), cuda, cuda:N\n"
+    "  --dtype T             fp32 (default), bf16, fp16\n"
+    "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
+    "  --dump FILE           write RoI logits, blurred map, boxes, branch, crop box, answer ids and\n"
+    "                        timings as safetensors\n"
+    "  --quiet               print only the answers\n";
+
+int positiveInt(const Args& args, const std::string& name) {
+    const int v = args.getInt(name, -1);
+    if (v < 1) throw UsageError("--" + name + " must be a positive integer");
+    return v;
+}
+
+std::string readFile(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw Error(path + ": cannot open");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
+int runRoi(const Argv& argv) {
+    Args args(
+        argv,
+        {"model", "rpn", "rpn-k", "rpn-t", "image", "question", "raw-prompt", "thr", "preset", "roi-settings",
+         "template", "image-mode", "max-new-tokens", "device", "dtype", "vision-tower", "dump"},
+        {"no-baseline", "no-kv-reuse", "quiet", "help"});
+    if (args.flag("help")) {
+        std::cout << kRoiUsage;
+        return kExitOk;
+    }
+    const std::string modelDir = args.require("model");
+    const std::string imagePath = args.require("image");
+    if (!args.has("question") && !args.has("raw-prompt"))
+        throw UsageError("give --question TEXT or --raw-prompt TEXT");
+    const bool fromCheckpoint = args.has("rpn");
+    if (fromCheckpoint && (args.has("rpn-k") || args.has("rpn-t")))
+        throw UsageError("give either --rpn CKPT or --rpn-k K --rpn-t T, not both");
+    if (!fromCheckpoint && !(args.has("rpn-k") && args.has("rpn-t")))
+        throw UsageError(
+            "give --rpn CKPT, or --rpn-k K and --rpn-t T to initialise the RPN from the backbone");
+    RpnConfig twig;
+    if (!fromCheckpoint) {
+        twig.K = positiveInt(args, "rpn-k");
+        twig.T = positiveInt(args, "rpn-t");
+    }
+    const bool quiet = args.flag("quiet");
+
+    pipeline::TwoStageOptions options;
+    options.question = args.get("question");
+    options.rawPrompt = args.get("raw-prompt");
+    options.chatTemplate = args.get("template");
+    options.imageMode = args.get("image-mode");
+    options.generation.maxNewTokens = args.getInt("max-new-tokens", 128);
+    if (options.generation.maxNewTokens < 1) throw UsageError("--max-new-tokens must be at least 1");
+    options.baseline = !args.flag("no-baseline");
+    options.reuseKv = !args.flag("no-kv-reuse");
+    auto settings = guarded([&] {
+        RoiSettings s;
+        if (args.has("roi-settings")) {
+            const std::string file = args.get("roi-settings");
+            s = RoiSettings::fromJsonText(readFile(file), file);
+        }
+        if (args.has("preset")) s = RoiSettings::fromPreset(args.get("preset"));
+        if (args.has("thr")) {
+            s.threshold = args.getDouble("thr", s.threshold);
+            s.preset = "custom";
+            s.validate("--thr");
+        }
+        return s;
+    });
+    if (!settings) {
+        std::cerr << "sdrpn roi: " << settings.message() << "\n";
+        return kExitUsage;
+    }
+    options.roi = settings.value();
+
+    models::LoadOptions load;
+    load.device = args.get("device", "cpu");
+    load.dtype = args.get("dtype", "fp32");
+    load.visionTower = args.get("vision-tower");
+
+    JobContext job;
+    if (!quiet) job.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
+    cancelOnInterrupt(&job);
+
+    auto image = guarded([&] { return io::loadImage(imagePath); });
+    if (!image) {
+        std::cerr << "sdrpn roi: " << image.message() << "\n";
+        return kExitFailed;
+    }
+    auto model = pipeline::loadModel(modelDir, load, job);
+    if (model.status().cancelled()) return kExitCancelled;
+    if (!model) {
+        std::cerr << "\nsdrpn roi: " << model.message() << "\n";
+        return kExitFailed;
+    }
+    const models::Backbone& backbone = *model.value()->backbone;
+    auto rpn = fromCheckpoint ? tryLoadRpn(args.get("rpn"), backbone, job)
+                              : guarded([&] { return initRpnFromBackbone(backbone, twig); });
+    if (rpn.status().cancelled()) return kExitCancelled;
+    if (!rpn) {
+        std::cerr << "\nsdrpn roi: " << rpn.message() << "\n";
+        return kExitFailed;
+    }
+    if (!quiet) {
+        const RpnConfig& c = rpn.value()->config();
+        std::fprintf(stderr, "\rloaded %s in %.2f s; RPN K=%d T=%d (%s)\n", modelDir.c_str(),
+                     model.value()->loadSeconds, c.K, c.T,
+                     fromCheckpoint ? args.get("rpn").c_str() : "twiginit from the backbone");
+    }
+    job.onProgress = nullptr;
+
+    pipeline::AnswerStage current = pipeline::AnswerStage::Baseline;
+    bool started = false;
+    auto onText = [&](pipeline::AnswerStage stage, const std::string& piece) {
+        if (!started || stage != current) {
+            if (started) std::fputc('\n', stdout);
+            std::fflush(stdout);
+            std::fputs(stage == pipeline::AnswerStage::Baseline ? "baseline: " : "roi:      ", stdout);
+            started = true;
+            current = stage;
+        }
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+    };
+    auto result = pipeline::answerTwoStage(*model.value(), rpn.value(), image.value(), options, job, onText);
+    if (started) std::fputc('\n', stdout);
+    std::fflush(stdout);
+    if (result.status().cancelled()) {
+        std::cerr << "sdrpn roi: cancelled\n";
+        return kExitCancelled;
+    }
+    if (!result) {
+        std::cerr << "sdrpn roi: " << result.message() << "\n";
+        return kExitFailed;
+    }
+    const auto& r = result.value();
+    if (r.roiAnswerIsBaseline) {
+        std::printf("roi:      %s\n", r.roiAnswer.text.c_str());
+        std::fflush(stdout);
+    }
+    if (!quiet) {
+        const auto& roi = r.roi;
+        const auto& s = roi.sourceBox;
+        if (roi.zoom())
+            std::fprintf(
+                stderr,
+                "RoI: %s branch, %zu box(es), cells [%d,%d)x[%d,%d), crop (%d,%d)-(%d,%d) px, %lld RoI "
+                "tokens\n",
+                roiBranchName(roi.branch), roi.boxes.size(), roi.gridBox.x0, roi.gridBox.x1, roi.gridBox.y0,
+                roi.gridBox.y1, s.x0, s.y0, s.x1, s.y1, static_cast<long long>(r.roiTokens));
+        else
+            std::fprintf(stderr, "RoI: no zoom (%s)\n", roi.reason.c_str());
+        const auto& t = r.timings;
+        std::fprintf(stderr,
+                     "vision %.1f ms, pass 1 %.1f ms, RPN %.1f ms, crop encode %.1f ms, pass 2 %.1f ms%s, "
+                     "decode %.1f ms (baseline decode %.1f ms)\n",
+                     t.vision * 1e3, t.pass1 * 1e3, t.rpn * 1e3, t.cropEncode * 1e3, t.pass2 * 1e3,
+                     r.kvReused ? " (KV prefix reused)" : "", t.decode * 1e3, t.baselineDecode * 1e3);
+    }
+    if (args.has("dump")) {
+        auto written = guarded([&] { pipeline::writeTwoStageDump(args.get("dump"), r); });
+        if (!written) {
+            std::cerr << "sdrpn roi: " << written.message() << "\n";
+            return kExitFailed;
+        }
+        if (!quiet) std::cerr << "wrote " << args.get("dump") << "\n";
+    }
+    return kExitOk;
+}
+
+}  // namespace sdrpn::cli

@@ -1,0 +1,248 @@
+// The SD-RPN two-stage answer (sdrpn.md §4.1–4.5) on the tiny LLaVA fixture with a twiginit RPN (K=3, T=2):
+// the RoI logits, every branch (bbox, mask, no zoom), and the KV-prefix reuse, whose answers and logits
+// must equal the reference's fresh full re-prefill of [sys | img | RoI | question] within 1e-4, with and
+// without the baseline.
+#include <algorithm>
+#include <cstdio>
+
+#include <gtest/gtest.h>
+
+#include "core/io/image.h"
+#include "core/pipeline/ask.h"
+#include "core/pipeline/two_stage.h"
+#include "tests/support/test_support.h"
+
+using namespace sdrpn;
+using namespace sdrpn::pipeline;
+
+namespace {
+
+constexpr double kTol = 1e-4;
+
+std::vector<float> blocks(const std::vector<models::GridBox>& rects) {
+    std::vector<float> logits(576, -20.0f);
+    for (const auto& b : rects)
+        for (int r = b.y0; r < b.y1; ++r)
+            for (int c = b.x0; c < b.x1; ++c) logits[std::size_t(r * 24 + c)] = 20.0f;
+    return logits;
+}
+
+class TwoStage : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        const std::string dir = test::fixturePath("tiny-llava-hf");
+        JobContext job;
+        auto model = loadModel(dir, {}, job);
+        ASSERT_TRUE(model.ok()) << model.message();
+        s_model = new std::shared_ptr<const LoadedModel>(model.value());
+        s_rpn = new Rpn(initRpnFromBackbone(*model.value()->backbone, {3, 2, true}));
+        s_image = new io::ImageRgb8(io::loadImage(dir + "/image_640x480.png"));
+    }
+    static void TearDownTestSuite() {
+        delete s_model;
+        delete s_rpn;
+        delete s_image;
+    }
+
+    static TwoStageOptions options() {
+        TwoStageOptions o;
+        o.question = "What is written on the sign?";
+        o.generation.maxNewTokens = 8;
+        return o;
+    }
+    static TwoStageResult run(const TwoStageOptions& o, const Rpn& rpn = *s_rpn) {
+        JobContext job;
+        auto r = answerTwoStage(**s_model, rpn, *s_image, o, job);
+        EXPECT_TRUE(r.ok()) << r.message();
+        if (!r.ok()) throw std::runtime_error(r.message());
+        return std::move(r).value();
+    }
+    static std::string failure(const TwoStageOptions& o, const Rpn& rpn = *s_rpn) {
+        JobContext job;
+        auto r = answerTwoStage(**s_model, rpn, *s_image, o, job);
+        return r.ok() ? "(no error)" : r.message();
+    }
+    static void expectSameRoiAnswer(const TwoStageResult& a, const TwoStageResult& b) {
+        EXPECT_EQ(a.roi.branch, b.roi.branch);
+        EXPECT_EQ(a.roiTokens, b.roiTokens);
+        EXPECT_EQ(a.pass2Length, b.pass2Length);
+        ASSERT_EQ(a.roiAnswer.tokens, b.roiAnswer.tokens);
+        EXPECT_TENSOR_NEAR(a.roiAnswer.lastLogits, b.roiAnswer.lastLogits, kTol);
+        EXPECT_TENSOR_NEAR(a.roiAnswer.stepLogits, b.roiAnswer.stepLogits, kTol);
+    }
+
+    static std::shared_ptr<const LoadedModel>* s_model;
+    static Rpn* s_rpn;
+    static io::ImageRgb8* s_image;
+};
+
+std::shared_ptr<const LoadedModel>* TwoStage::s_model = nullptr;
+Rpn* TwoStage::s_rpn = nullptr;
+io::ImageRgb8* TwoStage::s_image = nullptr;
+
+TEST_F(TwoStage, RpnLogitsAreFiniteOnTheGrid) {
+    const TwoStageResult r = run(options());
+    EXPECT_EQ(r.roiLogits.sizes(), (std::vector<std::int64_t>{24, 24}));
+    EXPECT_TRUE(r.roiLogits.isfinite().all().item<bool>());
+    EXPECT_EQ(r.roi.rows, 24);
+    EXPECT_EQ(r.roi.cols, 24);
+    EXPECT_EQ(r.roi.logits.size(), 576u);
+    EXPECT_EQ(r.roi.blurred.size(), 576u);
+    EXPECT_EQ(r.geometry.sourceWidth, 640);
+    EXPECT_EQ(r.geometry.sourceHeight, 480);
+    EXPECT_TRUE(r.baselineComputed);
+    EXPECT_FALSE(r.baseline.tokens.empty());
+    EXPECT_FALSE(r.roiAnswer.tokens.empty());
+    const auto& t = r.timings;
+    EXPECT_GT(t.vision, 0.0);
+    EXPECT_GT(t.pass1, 0.0);
+    EXPECT_GT(t.rpn, 0.0);
+    EXPECT_GE(t.postprocess, 0.0);
+    EXPECT_GT(t.baselineDecode, 0.0);
+}
+
+TEST_F(TwoStage, BaselineIsThePlainAnswer) {
+    const TwoStageResult r = run(options());
+    AskOptions ask;
+    ask.question = options().question;
+    ask.generation.maxNewTokens = 8;
+    ask.capture = models::CaptureRequest::none();
+    JobContext job;
+    auto plain = pipeline::ask(**s_model, *s_image, ask, job);
+    ASSERT_TRUE(plain.ok()) << plain.message();
+    EXPECT_EQ(r.baseline.tokens, plain.value().generation.tokens);
+    EXPECT_EQ(r.baseline.text, plain.value().answer);
+    EXPECT_TENSOR_NEAR(r.baseline.stepLogits, plain.value().generation.stepLogits, 1e-5);
+    EXPECT_EQ(r.promptText, plain.value().promptText);
+}
+
+struct BranchCase {
+    const char* name;
+    std::vector<float> logits;  // empty: the RPN's own
+    RoiBranch branch;
+    double threshold = 0.15;
+};
+
+std::vector<BranchCase> branchCases() {
+    return {
+        {"bbox (one 2x2 box)", blocks({{10, 10, 12, 12}}), RoiBranch::Box},
+        {"mask (two boxes)", blocks({{4, 10, 6, 12}, {16, 10, 18, 12}}), RoiBranch::Mask},
+        {"no zoom", blocks({}), RoiBranch::None},
+        {"the RPN's own logits", {}, RoiBranch::None /* unchecked */},
+        {"the RPN's own logits, relative threshold", {}, RoiBranch::None /* unchecked */, -0.97},
+    };
+}
+
+TEST_F(TwoStage, KvReuseEqualsFullReprefillInEveryBranch) {
+    for (bool baseline : {false, true}) {
+        for (const auto& c : branchCases()) {
+            SCOPED_TRACE(std::string(c.name) + (baseline ? ", with baseline" : ", without baseline"));
+            TwoStageOptions o = options();
+            o.baseline = baseline;
+            o.roiLogitsOverride = c.logits;
+            o.roi.threshold = c.threshold;
+            o.reuseKv = false;
+            const TwoStageResult full = run(o);
+            o.reuseKv = true;
+            const TwoStageResult reused = run(o);
+            if (!c.logits.empty()) {
+                EXPECT_EQ(reused.roi.branch, c.branch);
+            }
+            EXPECT_FALSE(full.kvReused);
+            EXPECT_EQ(reused.kvReused, reused.roi.zoom() || !baseline);
+            expectSameRoiAnswer(reused, full);
+            if (reused.roiAnswer.stepLogits.sizes() == full.roiAnswer.stepLogits.sizes())
+                std::printf(
+                    "[ kv reuse ] %s, baseline %d: %lld RoI tokens, %zu answer tokens, max |Δ logit| %.2e\n",
+                    c.name, int(baseline), static_cast<long long>(reused.roiTokens),
+                    reused.roiAnswer.tokens.size(),
+                    (reused.roiAnswer.stepLogits - full.roiAnswer.stepLogits).abs().max().item<double>());
+            if (baseline) {
+                EXPECT_EQ(reused.baseline.tokens, full.baseline.tokens);
+                EXPECT_TENSOR_NEAR(reused.baseline.stepLogits, full.baseline.stepLogits, 1e-6);
+            }
+            if (reused.roi.zoom()) {
+                EXPECT_GT(reused.timings.cropEncode, 0.0);
+                EXPECT_GT(reused.timings.pass2, 0.0);
+            }
+        }
+    }
+}
+
+TEST_F(TwoStage, BranchesInsertTheRightTokens) {
+    const std::int64_t promptLength = run(options()).prompt.length();
+    TwoStageOptions o = options();
+    o.roiLogitsOverride = blocks({{10, 10, 12, 12}});
+    const TwoStageResult box = run(o);
+    EXPECT_EQ(box.roi.branch, RoiBranch::Box);
+    EXPECT_EQ(box.roiTokens, 576);
+    EXPECT_EQ(box.pass2Length, promptLength + 576);
+    EXPECT_FALSE(box.cropBox.empty());
+    EXPECT_EQ(box.cropBox, box.roi.sourceBox);
+    // The RoI changes the answer's logits (the tokens of this random-weight model may not change).
+    EXPECT_FALSE(torch::allclose(box.roiAnswer.lastLogits, box.baseline.lastLogits));
+
+    o.roiLogitsOverride = blocks({{4, 10, 6, 12}, {16, 10, 18, 12}});
+    const TwoStageResult mask = run(o);
+    EXPECT_EQ(mask.roi.branch, RoiBranch::Mask);
+    EXPECT_EQ(mask.roiTokens, std::count(mask.roi.tokenMask.begin(), mask.roi.tokenMask.end(), 1));
+    EXPECT_GT(mask.roiTokens, 0);
+    EXPECT_LT(mask.roiTokens, 576);
+    EXPECT_EQ(mask.pass2Length, promptLength + mask.roiTokens);
+
+    o.roiLogitsOverride = blocks({});
+    const TwoStageResult none = run(o);
+    EXPECT_EQ(none.roi.branch, RoiBranch::None);
+    EXPECT_TRUE(none.roiAnswerIsBaseline);
+    EXPECT_EQ(none.roiTokens, 0);
+    EXPECT_EQ(none.roiAnswer.tokens, none.baseline.tokens);
+    // Without a baseline, pass 2 over the original prompt gives the baseline's answer.
+    o.baseline = false;
+    const TwoStageResult noneAlone = run(o);
+    EXPECT_FALSE(noneAlone.roiAnswerIsBaseline);
+    EXPECT_EQ(noneAlone.roiAnswer.tokens, none.baseline.tokens);
+    EXPECT_TENSOR_NEAR(noneAlone.roiAnswer.stepLogits, none.baseline.stepLogits, kTol);
+}
+
+TEST_F(TwoStage, BadInputsGetClearMessages) {
+    TwoStageOptions o = options();
+    o.question.clear();
+    EXPECT_NE(failure(o).find("no question"), std::string::npos);
+    o.rawPrompt = "USER: no image here ASSISTANT:";
+    EXPECT_NE(failure(o).find("<image>"), std::string::npos);
+    o.rawPrompt = "USER: <image>";
+    EXPECT_NE(failure(o).find("after the image"), std::string::npos);
+    o = options();
+    o.roiLogitsOverride = std::vector<float>(100, 0.0f);
+    EXPECT_NE(failure(o).find("100"), std::string::npos);
+    EXPECT_NE(failure(options(), Rpn(nullptr)).find("RPN"), std::string::npos);
+    o = options();
+    o.imageMode = "stretch";
+    EXPECT_NE(failure(o).find("stretch"), std::string::npos);
+    o = options();
+    o.roi.threshold = 3.0;
+    EXPECT_NE(failure(o).find("threshold"), std::string::npos);
+}
+
+TEST_F(TwoStage, CancelIsNotFailure) {
+    JobContext job;
+    job.requestCancel();
+    auto r = answerTwoStage(**s_model, *s_rpn, *s_image, options(), job);
+    EXPECT_TRUE(r.status().cancelled()) << r.message();
+}
+
+TEST_F(TwoStage, StreamsBothAnswers) {
+    std::string baseline, roi;
+    TwoStageOptions o = options();
+    o.roiLogitsOverride = blocks({{10, 10, 12, 12}});
+    JobContext job;
+    auto r =
+        answerTwoStage(**s_model, *s_rpn, *s_image, o, job, [&](AnswerStage stage, const std::string& piece) {
+            (stage == AnswerStage::Baseline ? baseline : roi) += piece;
+        });
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_EQ(baseline, r.value().baseline.text);
+    EXPECT_EQ(roi, r.value().roiAnswer.text);
+}
+
+}  // namespace
