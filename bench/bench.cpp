@@ -36,6 +36,13 @@ double timeIt(const std::function<void()>& f) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// "+3%" / "-2%": the change of `value` over `base`.
+std::string pct(double value, double base) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%+.0f%%", (value / base - 1.0) * 100.0);
+    return buf;
+}
+
 struct Row {
     std::string name;
     double ms;
@@ -144,12 +151,11 @@ int main(int argc, char** argv) {
     const std::string len = std::to_string(prompt.ids.size()) + " tokens";
     rows.push_back({"prefill", plain, len});
     rows.push_back({"prefill + capture (last row, all layers)", withLast,
-                    "+" + std::to_string(int((withLast / plain - 1) * 100 + 0.5)) + "%, " +
-                        std::to_string(lastStats.keptBytes / 1024) + " KiB kept"});
+                    pct(withLast, plain) + ", " + std::to_string(lastStats.keptBytes / 1024) + " KiB kept"});
     rows.push_back({"prefill + capture (question rows, all layers)", withQuestion,
-                    "+" + std::to_string(int((withQuestion / plain - 1) * 100 + 0.5)) + "%, " +
-                        std::to_string(questionStats.keptBytes / 1024) + " KiB kept, " +
-                        std::to_string(questionStats.peakScratchBytes / 1024) + " KiB scratch"});
+                    pct(withQuestion, plain) + ", " + std::to_string(questionStats.keptBytes / 1024) +
+                        " KiB kept, " + std::to_string(questionStats.peakScratchBytes / 1024) +
+                        " KiB scratch"});
 
     auto decodeWith = [&](const models::CaptureRequest& req) {
         std::vector<double> perToken;
@@ -171,8 +177,7 @@ int main(int argc, char** argv) {
     answer.answerTokens = true;
     const double dec = decodeWith(none), decCap = decodeWith(answer);
     rows.push_back({"decode, per token", dec, std::to_string(decodeTokens) + " tokens"});
-    rows.push_back({"decode + capture (answer rows), per token", decCap,
-                    "+" + std::to_string(int((decCap / dec - 1) * 100 + 0.5)) + "%"});
+    rows.push_back({"decode + capture (answer rows), per token", decCap, pct(decCap, dec)});
 
     std::printf("sdrpn-bench: %s (%s, %d layers, %d heads, hidden %d), %d threads, median of %d\n",
                 modelDir.c_str(), info.architecture.c_str(), info.layers, info.heads, info.hidden,
