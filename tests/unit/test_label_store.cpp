@@ -248,9 +248,9 @@ TEST(LabelStore, SamplesWithoutMapsAndBadSamples) {
 
 TEST(LabelStore, MeanMapsAndAttentionMaps) {
     StoredSample s = makeSample("1", 3);
-    const auto& h13 = s.find(14, 13)->values;
-    const auto& h24 = s.find(14, 24)->values;
-    const auto& h26 = s.find(14, 26)->values;
+    const std::vector<float> h13 = s.find(14, 13)->values;  // copies: s.maps grows below
+    const std::vector<float> h24 = s.find(14, 24)->values;
+    const std::vector<float> h26 = s.find(14, 26)->values;
     auto grounding = s.meanMap(14, {24, 13, 26});
     ASSERT_TRUE(grounding);
     EXPECT_NEAR((*grounding)[5], (h13[5] + h24[5] + h26[5]) / 3, 1e-7);
