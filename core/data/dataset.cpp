@@ -172,7 +172,10 @@ void readJsonl(const std::string& path, Dataset& out, Collector& collect) {
         try {
             obj = json::parse(line);
         } catch (const json::parse_error& e) {
-            throw Error(where + ": not valid JSON: " + jsonMessage(e));
+            // One line per document: "at line 1, column C" would only confuse.
+            std::string msg = jsonMessage(e);
+            if (auto pos = msg.find("at line 1, column"); pos != std::string::npos) msg.erase(pos + 3, 8);
+            throw Error(where + ": not valid JSON: " + msg);
         }
         if (!obj.is_object()) throw Error(where + ": expected an object with image and question");
         std::string key = std::to_string(entry);

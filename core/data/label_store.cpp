@@ -103,10 +103,11 @@ std::string explain(int rc, const char* sqliteMessage) {
 // A prepared statement; finalised when it goes out of scope.
 class Statement {
 public:
-    Statement(sqlite3* db, const char* sql, const std::function<void(int, const std::string&)>& fail)
+    Statement(sqlite3* db, const char* sql, const std::function<void(int, const std::string&)>& fail,
+              const char* what = "preparing a query")
         : m_db(db), m_fail(fail) {
         const int rc = sqlite3_prepare_v2(db, sql, -1, &m_stmt, nullptr);
-        if (rc != SQLITE_OK) m_fail(rc, "preparing a query");
+        if (rc != SQLITE_OK) m_fail(rc, what);
     }
     ~Statement() { sqlite3_finalize(m_stmt); }
     Statement(const Statement&) = delete;
@@ -447,7 +448,8 @@ LabelStore LabelStore::open(const std::string& path, const Options& options) {
     const std::function<void(int, const std::string&)> onFail = failFn;
     std::vector<std::string> tables;
     {
-        Statement s(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", onFail);
+        Statement s(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", onFail,
+                    "reading the schema");
         while (s.step("reading the schema")) tables.push_back(s.text(0));
     }
     const bool empty = tables.empty();
