@@ -23,8 +23,11 @@
 #include <QToolBar>
 #include <QToolButton>
 
+#include "app/attention_controller.h"
 #include "app/image_io.h"
 #include "widgets/ask_panel.h"
+#include "widgets/attention_panel.h"
+#include "widgets/heatmap_overlay.h"
 #include "widgets/image_view.h"
 #include "widgets/jobs_panel.h"
 #include "widgets/model_card_panel.h"
@@ -35,7 +38,7 @@
 
 namespace {
 
-constexpr int kStateVersion = 1;  // bump when docks change so an old saved layout is not restored
+constexpr int kStateVersion = 2;  // bump when docks change so an old saved layout is not restored
 constexpr int kStatusTimeoutMs = 8000;
 const QSize kDefaultSize(1400, 900);
 
@@ -84,6 +87,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
 
     m_jobs = new JobManager(this);
     m_model = new ModelSession(m_jobs, this);
+    m_asks = new AskSession(m_jobs, this);
     m_view = new ImageView;
     m_view->setObjectName(QStringLiteral("ImageView"));
     setCentralWidget(m_view);
@@ -93,15 +97,19 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     buildToolBar();
     buildDocks();
     buildStatusBar();
+    m_attention = new AttentionController(m_view, m_attentionPanel, this);
     connectJobs();
     connectModelSession();
+    connectAskSession();
 
     connect(m_view, &ImageView::viewChanged, this, &MainWindow::updateZoomLabel);
     connect(m_view, &ImageView::hoveredPixelChanged, this, [this](const QPoint& pixel, bool inside) {
         if (!inside) {
             m_pixelLabel->clear();
+            m_cellLabel->clear();
             return;
         }
+        m_cellLabel->setText(cellReadOut(pixel));
         const QColor c = m_view->image().pixelColor(pixel);
         m_pixelLabel->setText(tr("x %1  y %2   RGB %3 %4 %5")
                                   .arg(pixel.x())
@@ -121,6 +129,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     });
     connect(m_view, &ImageView::imageDropped, this, &MainWindow::setPastedImage);
     connect(m_ask, &AskPanel::askRequested, this, &MainWindow::onAskRequested);
+    connect(m_ask, &AskPanel::stopRequested, this, &MainWindow::stopAnswer);
     connect(m_card, &ModelCardPanel::openModelRequested, this, &MainWindow::openModelDialog);
 
     resize(kDefaultSize);
@@ -184,6 +193,10 @@ void MainWindow::buildActions() {
     m_actualSizeAction = new QAction(tr("&Actual Size (100%)"), this);
     m_actualSizeAction->setShortcut(QKeySequence(tr("Ctrl+1")));
     connect(m_actualSizeAction, &QAction::triggered, m_view, &ImageView::zoomToActualSize);
+
+    m_stopAnswerAction = new QAction(tr("&Stop Answer"), this);
+    m_stopAnswerAction->setEnabled(false);
+    connect(m_stopAnswerAction, &QAction::triggered, this, &MainWindow::stopAnswer);
 
     m_cancelAllAction = new QAction(tr("&Cancel All Jobs"), this);
     connect(m_cancelAllAction, &QAction::triggered, m_jobs, &JobManager::cancelAll);
@@ -278,19 +291,28 @@ void MainWindow::buildDocks() {
     m_askDock->setWidget(m_ask);
     addDockWidget(Qt::RightDockWidgetArea, m_askDock);
 
+    m_attentionPanel = new AttentionPanel;
+    m_attentionDock = new QDockWidget(tr("Attention"), this);
+    m_attentionDock->setObjectName(QStringLiteral("AttentionDock"));
+    m_attentionDock->setWidget(m_attentionPanel);
+    addDockWidget(Qt::BottomDockWidgetArea, m_attentionDock);
+
     m_jobsPanel = new JobsPanel;
     m_jobsDock = new QDockWidget(tr("Jobs"), this);
     m_jobsDock->setObjectName(QStringLiteral("JobsDock"));
     m_jobsDock->setWidget(m_jobsPanel);
     addDockWidget(Qt::BottomDockWidgetArea, m_jobsDock);
+    tabifyDockWidget(m_attentionDock, m_jobsDock);
+    m_attentionDock->raise();
 
-    resizeDocks({m_modelDock}, {400}, Qt::Horizontal);
-    resizeDocks({m_modelDock, m_askDock}, {380, 420}, Qt::Vertical);
-    resizeDocks({m_jobsDock}, {150}, Qt::Vertical);
+    resizeDocks({m_modelDock}, {420}, Qt::Horizontal);
+    resizeDocks({m_modelDock, m_askDock}, {400, 400}, Qt::Vertical);
+    resizeDocks({m_attentionDock}, {m_attentionPanel->sizeHint().height()}, Qt::Vertical);
 
     if (auto* view = menuBar()->findChild<QMenu*>(QStringLiteral("ViewMenu"))) {
         view->addAction(m_modelDock->toggleViewAction());
         view->addAction(m_askDock->toggleViewAction());
+        view->addAction(m_attentionDock->toggleViewAction());
         view->addAction(m_jobsDock->toggleViewAction());
     }
     if (auto* jobs = menuBar()->findChild<QMenu*>(QStringLiteral("JobsMenu"))) {
@@ -299,6 +321,7 @@ void MainWindow::buildDocks() {
         show->setShortcut(QKeySequence(tr("Ctrl+J")));
         jobs->addAction(show);
         jobs->addSeparator();
+        jobs->addAction(m_stopAnswerAction);
         jobs->addAction(m_cancelAllAction);
         m_clearJobsAction =
             jobs->addAction(tr("C&lear Finished Jobs"), m_jobsPanel, &JobsPanel::clearFinished);
@@ -311,6 +334,7 @@ void MainWindow::buildStatusBar() {
     m_progress->setFixedWidth(160);
     m_progress->setMaximumHeight(16);
     m_progress->setTextVisible(false);
+    m_cellLabel = new QLabel;
     m_pixelLabel = new QLabel;
     m_pixelLabel->setMinimumWidth(220);
     m_zoomLabel = new QLabel;
@@ -318,6 +342,7 @@ void MainWindow::buildStatusBar() {
     m_zoomLabel->setAlignment(Qt::AlignRight | Qt::AlignVCenter);
     statusBar()->addPermanentWidget(m_progressLabel);
     statusBar()->addPermanentWidget(m_progress);
+    statusBar()->addPermanentWidget(m_cellLabel);
     statusBar()->addPermanentWidget(m_pixelLabel);
     statusBar()->addPermanentWidget(m_zoomLabel);
 }
@@ -359,8 +384,7 @@ void MainWindow::connectModelSession() {
         m_card->showLoading(m_model->folder(), fraction, message);
     });
     connect(m_model, &ModelSession::loaded, this, [this](const QString& folder) {
-        const sdrpn::ModelCard* card = m_model->card();
-        if (card) m_card->showCard(describeModelCard(*card));
+        if (const auto model = m_model->model()) m_card->showCard(describeModel(*model));
         m_recentModels.add(folder);
         QString message = tr("Model %1 ready").arg(fileName(folder));
         if (m_model->isDemoModel()) message += tr(" (demo model: random weights)");
@@ -423,12 +447,14 @@ void MainWindow::openImage(const QString& path) {
                 showError(tr("Cannot open image"), message);
                 emit imageLoadFailed(absolute, message);
             }
+            updateAskAvailability();
             if (m_restore) {
                 m_restore->waitingForImage = false;
                 m_restore->view.reset();
                 maybeFinishSessionRestore();
             }
         });
+    updateAskAvailability();
 }
 
 void MainWindow::setPastedImage(const QImage& image) {
@@ -444,6 +470,12 @@ void MainWindow::setPastedImage(const QImage& image) {
 }
 
 void MainWindow::applyImage(const QImage& image, const QString& path) {
+    // The answer and its maps belong to the previous image.
+    if (m_asks->isRunning()) m_asks->stop();
+    if (m_attention->result()) {
+        m_asks->clearResult();
+        m_attention->setResult(nullptr);
+    }
     m_imagePath = path;
     if (!path.isEmpty()) m_pastedPng.clear();
     m_view->setImage(image);
@@ -456,6 +488,7 @@ void MainWindow::applyImage(const QImage& image, const QString& path) {
                              kStatusTimeoutMs);
     updateTitle();
     updateZoomLabel();
+    updateAskAvailability();
 }
 
 void MainWindow::pasteFromClipboard() {
@@ -533,6 +566,14 @@ bool MainWindow::openSession(const QString& path) {
     if (session->hasView) m_restore->view = session->view;
     setQuestion(session->question);
     m_ask->setAnswer(session->answer);
+    m_ask->setInfo(QString());
+    if (m_asks->isRunning()) m_asks->stop();
+    m_asks->clearResult();
+    m_attention->setResult(nullptr,
+                           session->answer.isEmpty()
+                               ? QString()
+                               : tr("Sessions keep the answer but not its maps yet: ask again to see "
+                                    "where each layer looks."));
 
     if (!session->modelFolder.isEmpty()) {
         const bool same =
@@ -561,6 +602,7 @@ bool MainWindow::openSession(const QString& path) {
         m_pastedPng.clear();
         m_view->clear();
         updateTitle();
+        updateAskAvailability();
     }
     statusBar()->showMessage(tr("Opening session %1…").arg(fileName(path)), kStatusTimeoutMs);
     maybeFinishSessionRestore();
@@ -691,14 +733,90 @@ void MainWindow::showAbout() {
 // ------------------------------------------------------------------------------------------------- misc
 
 void MainWindow::onAskRequested(const QString& question) {
-    QString reason;
-    if (!m_model->canAnswer(&reason)) {
-        statusBar()->showMessage(reason, kStatusTimeoutMs);
-        return;
+    ask(question);
+}
+
+bool MainWindow::canAsk(QString* reason) const {
+    QString why;
+    if (!m_model->canAnswer(&why)) {
+        if (m_model->state() == ModelSession::State::Failed)
+            why = tr("The model could not be loaded: open another model folder (File › Open Model…).");
+    } else if (!m_view->hasImage()) {
+        why = m_imageJob != 0 ? tr("Wait for the image to finish loading.")
+                              : tr("Open an image first (File › Open Image…, drop or paste one).");
     }
-    // Answering lands here: start the answer job on m_model with the current image and `question`, stream
-    // its tokens into m_ask->appendAnswer(), draw its maps through m_view overlays.
-    Q_UNUSED(question);
+    if (reason) *reason = why;
+    return why.isEmpty();
+}
+
+bool MainWindow::ask(const QString& question) {
+    const QString text = (question.isEmpty() ? m_ask->question() : question).trimmed();
+    QString reason;
+    if (!canAsk(&reason)) {
+        m_ask->setInfo(reason, true);
+        statusBar()->showMessage(reason, kStatusTimeoutMs);
+        return false;
+    }
+    if (text.isEmpty()) {
+        reason = tr("Type a question first.");
+        m_ask->setInfo(reason, true);
+        statusBar()->showMessage(reason, kStatusTimeoutMs);
+        return false;
+    }
+    if (text != m_ask->question().trimmed()) m_ask->setQuestion(text);
+    AskRequest request;
+    request.question = text;
+    request.maxNewTokens = m_ask->maxNewTokens();
+    return m_asks->ask(m_model->pipelineModel(), m_view->image(), request) != 0;
+}
+
+void MainWindow::stopAnswer() {
+    if (!m_asks->isRunning()) return;
+    m_asks->stop();
+    statusBar()->showMessage(tr("Stopping the answer…"), kStatusTimeoutMs);
+}
+
+std::shared_ptr<HeatmapOverlay> MainWindow::heatmapOverlay() const {
+    return m_attention->overlay();
+}
+
+QString MainWindow::cellReadOut(const QPoint& pixel) const {
+    return m_attention->readOut(pixel);
+}
+
+void MainWindow::connectAskSession() {
+    connect(m_asks, &AskSession::started, this, [this](const QString& question) {
+        m_ask->clearAnswer();
+        m_ask->setInfo(tr("Answering…"));
+        m_attention->setResult(nullptr, tr("Answering “%1”…").arg(question));
+        statusBar()->showMessage(tr("Answering…"));
+    });
+    connect(m_asks, &AskSession::runningChanged, this, [this](bool running) {
+        m_ask->setBusy(running);
+        m_stopAnswerAction->setEnabled(running);
+    });
+    connect(m_asks, &AskSession::textReceived, m_ask, &AskPanel::appendAnswer);
+    connect(m_asks, &AskSession::answered, this, [this] {
+        const auto result = m_asks->result();
+        m_ask->setAnswer(result->answer);
+        QString info = describeTimings(result->timings);
+        if (result->hitTokenLimit)
+            info += tr("\nThe answer reached the limit of %1 tokens.").arg(result->timings.answerTokens);
+        m_ask->setInfo(info);
+        m_attention->setResult(result);
+        statusBar()->showMessage(tr("Answered in %1 s").arg(result->timings.total(), 0, 'f', 2),
+                                 kStatusTimeoutMs);
+    });
+    connect(m_asks, &AskSession::stopped, this, [this] {
+        m_ask->setInfo(tr("Stopped. The maps of a stopped answer are not kept: ask again to see them."));
+        m_attention->setResult(nullptr, tr("The answer was stopped: ask again to see the maps."));
+        statusBar()->showMessage(tr("Answer stopped"), kStatusTimeoutMs);
+    });
+    connect(m_asks, &AskSession::failed, this, [this](const QString& message) {
+        m_ask->setInfo(message, true);
+        m_attention->setResult(nullptr, tr("The answer failed."));
+        showError(tr("Cannot answer"), message);
+    });
 }
 
 void MainWindow::showError(const QString& title, const QString& message) {
@@ -776,7 +894,7 @@ void MainWindow::updateZoomLabel() {
 
 void MainWindow::updateAskAvailability() {
     QString reason;
-    const bool available = m_model->canAnswer(&reason);
+    const bool available = canAsk(&reason);
     m_ask->setAskAvailable(available, reason);
 }
 

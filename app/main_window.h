@@ -11,8 +11,11 @@
 //   w.openModel("/models/llava-1.5-7b-hf");
 //   w.openImage("photo.jpg");
 //
-// Where the model features plug in: AskPanel::askRequested -> MainWindow::onAskRequested ->
-// ModelSession (answering job); results come back as plain data and are drawn through ImageView overlays.
+// Asking: AskPanel::askRequested -> ask() -> AskSession (an answer job with the ModelSession's loaded model
+// and the current image); the answer streams into the AskPanel, Stop cancels, the time per stage follows.
+// The result (geometry + attention maps) is kept by the AttentionController, which draws the selected
+// layer / head / query as a HeatmapOverlay on the image and fills the Attention dock (layer strip); the
+// status bar reads out the cell under the cursor. Changing the selection never runs the model.
 //
 // Thread affinity: GUI thread.
 #pragma once
@@ -25,12 +28,16 @@
 #include <QPointer>
 #include <QString>
 
+#include "app/ask_session.h"
 #include "app/job_manager.h"
 #include "app/model_session.h"
 #include "app/recent_files.h"
 #include "app/session_file.h"
 
 class AskPanel;
+class AttentionController;
+class AttentionPanel;
+class HeatmapOverlay;
 class ImageView;
 class JobsPanel;
 class ModelCardPanel;
@@ -57,6 +64,10 @@ public:
     ModelSession* modelSession() const { return m_model; }
     ImageView* imageView() const { return m_view; }
     AskPanel* askPanel() const { return m_ask; }
+    AskSession* askSession() const { return m_asks; }
+    AttentionPanel* attentionPanel() const { return m_attentionPanel; }
+    AttentionController* attention() const { return m_attention; }
+    std::shared_ptr<HeatmapOverlay> heatmapOverlay() const;
     ModelCardPanel* modelCardPanel() const { return m_card; }
     JobsPanel* jobsPanel() const { return m_jobsPanel; }
 
@@ -64,6 +75,10 @@ public:
     QString imagePath() const { return m_imagePath; }
     bool isBusy() const { return m_jobs->activeCount() > 0; }
     QString lastError() const { return m_lastError; }
+    // Whether ask() can start now; when not, `reason` says why (no model, still loading, no image, ...).
+    bool canAsk(QString* reason = nullptr) const;
+    // The cell read-out of the status bar for image pixel `pixel` (empty when no map covers it).
+    QString cellReadOut(const QPoint& pixel) const;
     StudioSession currentSession() const;
     QString aboutText() const;
     QStringList recentModels() const { return m_recentModels.entries(); }
@@ -84,6 +99,11 @@ public slots:
     bool openSession(const QString& path);
     bool exportView(const QString& path);
     void setQuestion(const QString& question);
+    // Asks `question` (the question box's text when empty) about the current image. False, with the reason
+    // in the answer area and the status bar, when there is no model or image; an answer under way is
+    // stopped first.
+    bool ask(const QString& question = {});
+    void stopAnswer();
     void showError(const QString& title, const QString& message);
 
 signals:
@@ -113,6 +133,7 @@ private:
     void buildDocks();
     void buildStatusBar();
     void connectModelSession();
+    void connectAskSession();
     void connectJobs();
     void rebuildRecentMenu();
     void updateTitle();
@@ -132,12 +153,17 @@ private:
     ImageView* m_view = nullptr;
     ModelCardPanel* m_card = nullptr;
     AskPanel* m_ask = nullptr;
+    AskSession* m_asks = nullptr;
+    AttentionPanel* m_attentionPanel = nullptr;
+    AttentionController* m_attention = nullptr;
     JobsPanel* m_jobsPanel = nullptr;
     QDockWidget* m_modelDock = nullptr;
     QDockWidget* m_askDock = nullptr;
+    QDockWidget* m_attentionDock = nullptr;
     QDockWidget* m_jobsDock = nullptr;
     QMenu* m_recentMenu = nullptr;
     QLabel* m_pixelLabel = nullptr;
+    QLabel* m_cellLabel = nullptr;
     QLabel* m_zoomLabel = nullptr;
     QLabel* m_progressLabel = nullptr;
     QProgressBar* m_progress = nullptr;
@@ -163,6 +189,7 @@ private:
     QAction* m_fitAction = nullptr;
     QAction* m_actualSizeAction = nullptr;
     QAction* m_cancelAllAction = nullptr;
+    QAction* m_stopAnswerAction = nullptr;
     QAction* m_clearJobsAction = nullptr;
     QAction* m_aboutAction = nullptr;
     QAction* m_aboutQtAction = nullptr;

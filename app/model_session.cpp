@@ -4,14 +4,60 @@
 #include <QFileInfo>
 #include <QLocale>
 
-sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder, sdrpn::JobContext& ctx) {
+#include "core/models/registry.h"
+#include "core/pipeline/ask.h"
+
+sdrpn::models::LoadOptions defaultStudioLoadOptions() {
+    sdrpn::models::LoadOptions options;
+    if (torch::cuda::is_available()) {
+        options.device = "cuda";
+        options.dtype = "bf16";
+    }
+    return options;
+}
+
+sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder,
+                                            const sdrpn::models::LoadOptions& options,
+                                            sdrpn::JobContext& ctx) {
     sdrpn::Result<sdrpn::ModelCard> card = sdrpn::inspectModel(folder, ctx);
     if (!card) return card.status();
     SessionModel model;
     model.card = std::move(card).value();
-    // The full load goes here, reporting through the same ctx:
-    //   model.pipeline = sdrpn::pipeline::loadModel(folder, {}, ctx) (its Result checked like the card's).
-    return model;
+    if (!sdrpn::models::findBackboneLoader(model.card.modelType)) {
+        std::string known;
+        for (const std::string& type : sdrpn::models::supportedModelTypes())
+            known += (known.empty() ? "" : ", ") + type;
+        return sdrpn::Status::failed(folder + ": model type '" + model.card.modelType +
+                                     "' can be inspected but not run yet (answering supports: " + known +
+                                     ")");
+    }
+    // The same context carries the weights' progress and the cancel flag.
+    sdrpn::Result<std::shared_ptr<const sdrpn::pipeline::LoadedModel>> loaded =
+        sdrpn::pipeline::loadModel(folder, options, ctx);
+    if (!loaded) return loaded.status();
+    model.pipeline = std::move(loaded).value();
+    return sdrpn::guarded([&]() -> SessionModel {
+        const sdrpn::pipeline::LoadedModel& m = *model.pipeline;
+        const sdrpn::models::BackboneInfo& b = m.backbone->info();
+        LoadedModelInfo& info = model.info;
+        info.modelType = b.modelType;
+        info.device = b.device.str();
+        info.computeDType = sdrpn::models::computeDTypeName(b.dtype);
+        info.layers = b.layers;
+        info.heads = b.heads;
+        info.kvHeads = b.kvHeads;
+        info.headDim = b.headDim;
+        info.hidden = b.hidden;
+        info.vocab = b.vocab;
+        info.imageTokens = b.imageTokens;
+        info.gridRows = b.grid.rows;
+        info.gridCols = b.grid.cols;
+        info.imageSize = b.imageSize;
+        info.imageFit = sdrpn::models::imageFitName(m.preprocess.fit);
+        info.chatTemplate = sdrpn::text::chatTemplateName(m.defaultTemplate);
+        info.loadSeconds = m.loadSeconds;
+        return std::move(model);
+    });
 }
 
 namespace {
@@ -79,7 +125,42 @@ ModelCardInfo describeModelCard(const sdrpn::ModelCard& card) {
     return info;
 }
 
-ModelSession::ModelSession(JobManager* jobs, QObject* parent) : QObject(parent), m_jobs(jobs) {
+ModelCardInfo describeModel(const SessionModel& model) {
+    ModelCardInfo info = describeModelCard(model.card);
+    if (!model.pipeline) return info;
+    const LoadedModelInfo& m = model.info;
+    // The backbone's own numbers replace the inspected ones where both exist.
+    auto set = [&info](const QString& label, const QString& value) {
+        for (auto& row : info.rows) {
+            if (row.first == label) {
+                row.second = value;
+                return;
+            }
+        }
+        info.rows.append({label, value});
+    };
+    set(QObject::tr("LLM layers"), QString::number(m.layers));
+    QString heads = QObject::tr("%1, head size %2").arg(m.heads).arg(m.headDim);
+    if (m.kvHeads > 0 && m.kvHeads != m.heads) heads += QObject::tr(" (%1 key/value)").arg(m.kvHeads);
+    set(QObject::tr("Attention heads"), heads);
+    set(QObject::tr("Hidden size"), QString::number(m.hidden));
+    set(QObject::tr("Vocabulary"), QLocale(QLocale::English).toString(qlonglong(m.vocab)));
+    if (m.gridRows > 0) {
+        set(QObject::tr("Image grid"),
+            QObject::tr("%1 × %2 = %3 tokens").arg(m.gridRows).arg(m.gridCols).arg(m.gridRows * m.gridCols));
+    }
+    set(QObject::tr("Image fit"), QString::fromStdString(m.imageFit) == QLatin1String("pad")
+                                      ? QObject::tr("pad to square (whole image seen)")
+                                      : QObject::tr("centre crop (sides cut off)"));
+    set(QObject::tr("Chat template"), QString::fromStdString(m.chatTemplate));
+    set(QObject::tr("Runs on"),
+        QObject::tr("%1, %2").arg(QString::fromStdString(m.device), QString::fromStdString(m.computeDType)));
+    set(QObject::tr("Loaded in"), QObject::tr("%1 s").arg(m.loadSeconds, 0, 'f', 2));
+    return info;
+}
+
+ModelSession::ModelSession(JobManager* jobs, QObject* parent)
+    : QObject(parent), m_jobs(jobs), m_options(defaultStudioLoadOptions()) {
     connect(m_jobs, &JobManager::jobProgress, this,
             [this](JobId id, double fraction, const QString& message) {
                 if (id == m_loadJob && m_state == State::Loading) emit loadProgress(fraction, message);
@@ -92,9 +173,11 @@ bool ModelSession::canAnswer(QString* reason) const {
         why = tr("Wait for the model to finish loading.");
     } else if (m_state != State::Ready) {
         why = tr("Open a model first (File › Open Model…).");
+    } else if (!m_model || !m_model->pipeline) {
+        why = tr("The model is not loaded for answering.");
     } else {
-        // SessionModel has no backbone yet (inspection only); true once it carries the pipeline model.
-        why = tr("Answering is not available yet: this build inspects models but does not run them.");
+        if (reason) reason->clear();
+        return true;
     }
     if (reason) *reason = why;
     return false;
@@ -112,7 +195,7 @@ JobId ModelSession::load(const QString& folder) {
     const quint64 request = ++m_request;
     const JobId id = m_jobs->run(
         tr("Load model %1").arg(name.isEmpty() ? folder : name), this,
-        [path](sdrpn::JobContext& ctx) { return loadModelFolder(path, ctx); },
+        [path, options = m_options](sdrpn::JobContext& ctx) { return loadModelFolder(path, options, ctx); },
         [this, folder, request](sdrpn::Result<SessionModel> result) {
             // Only the latest request counts; an older one was cancelled and may still finish.
             if (request != m_request) return;

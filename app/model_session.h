@@ -1,10 +1,10 @@
 // ModelSession: owns "the current model" of the studio and the job that loads it.
 //
-// Loading is a JobManager job; today it inspects the folder (sdrpn::inspectModel: config + safetensors
-// headers, no weights in memory). The full load slots into loadModelFolder() behind the same job and the
-// same signals: SessionModel gains the core's shared, read-only sdrpn::pipeline::LoadedModel (from
-// sdrpn::pipeline::loadModel), and canAnswer() turns true once it is there; an answer job then calls
-// sdrpn::pipeline::ask with that model (core/pipeline/ask.h).
+// Loading is one JobManager job in two steps, with progress and cancel throughout: inspect the folder
+// (sdrpn::inspectModel: config + safetensors headers, the model card), then load it for answering
+// (sdrpn::pipeline::loadModel: backbone weights, tokenizer, preprocessing). The result, SessionModel, is
+// shared read-only with answer jobs (AskSession), which call sdrpn::pipeline::ask with pipeline().
+// canAnswer() is true once it is loaded.
 //
 //   auto* session = new ModelSession(jobs, this);
 //   connect(session, &ModelSession::loaded, this, [&] { show(session->card()); });
@@ -21,20 +21,51 @@
 #include <QString>
 
 #include "app/job_manager.h"
+#include "core/models/load_options.h"
 #include "core/pipeline/model_card.h"
 #include "widgets/model_card_panel.h"
+
+namespace sdrpn::pipeline {
+struct LoadedModel;
+}
+
+// What the loaded backbone reports about itself (plain copy of models::BackboneInfo and friends).
+struct LoadedModelInfo {
+    std::string modelType;
+    std::string device;        // "cpu", "cuda:0"
+    std::string computeDType;  // "fp32", "bf16", ...
+    int layers = 0, heads = 0, kvHeads = 0, headDim = 0, hidden = 0;
+    std::int64_t vocab = 0;
+    std::int64_t imageTokens = 0;
+    int gridRows = 0, gridCols = 0;
+    int imageSize = 0;
+    std::string imageFit;      // "pad", "crop"
+    std::string chatTemplate;  // the default template's name
+    double loadSeconds = 0.0;
+};
 
 // What one load produces; shared read-only with jobs once loaded.
 struct SessionModel {
     sdrpn::ModelCard card;
-    // Next: std::shared_ptr<const sdrpn::pipeline::LoadedModel> pipeline;  (backbone, tokenizer; later RPN)
+    std::shared_ptr<const sdrpn::pipeline::LoadedModel> pipeline;  // backbone, tokenizer (later: RPN)
+    LoadedModelInfo info;
 };
 
-// The body of the load job (worker thread): inspect, then (later) load weights. Never throws.
-sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder, sdrpn::JobContext& ctx);
+// Where the studio loads models by default: the first CUDA device in bf16 when there is one, else the CPU
+// in fp32.
+sdrpn::models::LoadOptions defaultStudioLoadOptions();
+
+// The body of the load job (worker thread): inspect, then load the weights. Never throws; the failed
+// Result's message names the folder or file at fault.
+sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder,
+                                            const sdrpn::models::LoadOptions& options,
+                                            sdrpn::JobContext& ctx);
 
 // Turns a ModelCard into what ModelCardPanel shows.
 ModelCardInfo describeModelCard(const sdrpn::ModelCard& card);
+// The card plus what the loaded backbone reports (compute device and dtype, vocabulary, image tokens,
+// image fit, load time).
+ModelCardInfo describeModel(const SessionModel& model);
 
 class ModelSession : public QObject {
     Q_OBJECT
@@ -50,6 +81,13 @@ public:
     // The loaded model's card; nullptr unless Ready. Jobs that need the model take model() (shared).
     const sdrpn::ModelCard* card() const { return m_model ? &m_model->card : nullptr; }
     std::shared_ptr<const SessionModel> model() const { return m_model; }
+    // The loaded model for answer jobs; nullptr unless Ready.
+    std::shared_ptr<const sdrpn::pipeline::LoadedModel> pipelineModel() const {
+        return m_model ? m_model->pipeline : nullptr;
+    }
+    // Options for the next load() (device, compute dtype); defaultStudioLoadOptions() until set.
+    void setLoadOptions(const sdrpn::models::LoadOptions& options) { m_options = options; }
+    const sdrpn::models::LoadOptions& loadOptions() const { return m_options; }
     QString errorMessage() const { return m_error; }
     JobId loadJob() const { return m_loadJob; }
     bool isDemoModel() const { return m_model && m_model->card.randomWeights; }
@@ -83,4 +121,5 @@ private:
     JobId m_loadJob = 0;
     quint64 m_request = 0;  // identifies the latest load() call
     std::shared_ptr<const SessionModel> m_model;
+    sdrpn::models::LoadOptions m_options;
 };

@@ -1,6 +1,7 @@
 #include "app/studio_launcher.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -9,6 +10,7 @@
 #include <QTimer>
 
 #include "app/main_window.h"
+#include "widgets/ask_panel.h"
 
 #ifndef SDRPN_VERSION
 #define SDRPN_VERSION "dev"
@@ -32,18 +34,33 @@ StudioOptions parseStudioOptions(const QApplication& app) {
     const QCommandLineOption image({"i", "image"}, QObject::tr("Open the image FILE."), "FILE");
     const QCommandLineOption question({"q", "question"}, QObject::tr("Put TEXT in the question box."),
                                       "TEXT");
+    const QCommandLineOption device("device", QObject::tr("Run the model on DEVICE: cpu, cuda or cuda:N."),
+                                    "DEVICE");
+    const QCommandLineOption dtype("dtype", QObject::tr("Compute in DTYPE: fp32, bf16 or fp16."), "DTYPE");
+    const QCommandLineOption maxTokens("max-new-tokens", QObject::tr("Answer with at most N tokens."), "N");
     // Not "--session": QGuiApplication takes that one for X11 session management.
     const QCommandLineOption session("session-file", QObject::tr("Open the saved studio session FILE."),
                                      "FILE");
     const QCommandLineOption screenshot(
         "screenshot",
         QObject::tr("Wait until everything has loaded, save a picture of the window to FILE, exit."), "FILE");
-    parser.addOptions({model, image, question, session, screenshot});
+    parser.addOptions({model, device, dtype, image, question, maxTokens, session, screenshot});
     parser.process(app);
     StudioOptions options;
     options.modelFolder = parser.value(model);
+    options.device = parser.value(device);
+    options.dtype = parser.value(dtype);
     options.imagePath = parser.value(image);
     options.question = parser.value(question);
+    if (parser.isSet(maxTokens)) {
+        bool ok = false;
+        options.maxNewTokens = parser.value(maxTokens).toInt(&ok);
+        if (!ok || options.maxNewTokens < 1) {
+            std::fprintf(stderr, "sdrpn-studio: --max-new-tokens wants a positive whole number, not '%s'\n",
+                         parser.value(maxTokens).toLocal8Bit().constData());
+            std::exit(2);
+        }
+    }
     options.sessionPath = parser.value(session);
     options.screenshotPath = parser.value(screenshot);
     return options;
@@ -69,11 +86,18 @@ int runStudio(QApplication& app, const StudioOptions& options) {
         QObject::connect(&window, &MainWindow::errorReported, &window,
                          [&failures](const QString& message) { failures << message; });
     }
+    if (!options.device.isEmpty() || !options.dtype.isEmpty()) {
+        sdrpn::models::LoadOptions load = window.modelSession()->loadOptions();
+        if (!options.device.isEmpty()) load.device = options.device.toStdString();
+        if (!options.dtype.isEmpty()) load.dtype = options.dtype.toStdString();
+        window.modelSession()->setLoadOptions(load);
+    }
     window.show();
     if (!options.sessionPath.isEmpty()) window.openSession(options.sessionPath);
     if (!options.modelFolder.isEmpty()) window.openModel(options.modelFolder);
     if (!options.imagePath.isEmpty()) window.openImage(options.imagePath);
     if (!options.question.isEmpty()) window.setQuestion(options.question);
+    if (options.maxNewTokens > 0) window.askPanel()->setMaxNewTokens(options.maxNewTokens);
     if (!screenshotMode) return app.exec();
 
     bool taken = false;
@@ -100,9 +124,24 @@ int runStudio(QApplication& app, const StudioOptions& options) {
         takeScreenshot();
     });
     watchdog.start(kScreenshotTimeoutMs);
-    // Queued: the last completion's own updates run before the picture is taken.
-    QObject::connect(window.jobManager(), &JobManager::allJobsFinished, &window, takeScreenshot,
+    // With a question, the picture shows its answer: once the model and the image are in (every load job
+    // has finished), ask, and take the picture when that job has finished too. Queued: the last
+    // completion's own updates (model ready, image shown) run first.
+    bool asked = options.question.isEmpty();
+    auto onIdle = [&] {
+        if (!asked) {
+            asked = true;
+            QString reason;
+            if (window.canAsk(&reason)) {
+                if (window.ask(options.question)) return;  // the answer job is running now
+            } else if (!options.modelFolder.isEmpty() && !options.imagePath.isEmpty() && failures.isEmpty()) {
+                failures << QObject::tr("cannot ask the question: %1").arg(reason);
+            }
+        }
+        takeScreenshot();
+    };
+    QObject::connect(window.jobManager(), &JobManager::allJobsFinished, &window, onIdle,
                      Qt::QueuedConnection);
-    if (!window.isBusy()) QTimer::singleShot(0, &window, takeScreenshot);
+    if (!window.isBusy()) QTimer::singleShot(0, &window, onIdle);
     return app.exec();
 }

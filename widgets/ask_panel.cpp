@@ -5,6 +5,7 @@
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QTextBrowser>
 #include <QTextCursor>
 #include <QVBoxLayout>
@@ -23,13 +24,25 @@ AskPanel::AskPanel(QWidget* parent) : QWidget(parent) {
 
     m_ask = new QPushButton(tr("Ask"));
     m_ask->setDefault(true);
-    m_ask->setMinimumWidth(88);
+    m_ask->setMinimumWidth(72);
     connect(m_ask, &QPushButton::clicked, this, &AskPanel::requestAsk);
+    m_stop = new QPushButton(tr("Stop"));
+    m_stop->setMinimumWidth(64);
+    m_stop->setEnabled(false);
+    m_stop->setToolTip(tr("Stop the answer (Esc)"));
+    connect(m_stop, &QPushButton::clicked, this, &AskPanel::stopRequested);
+    m_maxTokens = new QSpinBox;
+    m_maxTokens->setRange(1, 4096);
+    m_maxTokens->setValue(128);
+    m_maxTokens->setSuffix(tr(" tokens"));
+    m_maxTokens->setToolTip(tr("The longest answer, in tokens"));
     m_hint = new QLabel;
     m_hint->setWordWrap(true);
     m_hint->setForegroundRole(QPalette::PlaceholderText);
     auto* row = new QHBoxLayout;
     row->addWidget(m_hint, 1);
+    row->addWidget(m_maxTokens, 0, Qt::AlignTop);
+    row->addWidget(m_stop, 0, Qt::AlignTop);
     row->addWidget(m_ask, 0, Qt::AlignTop);
 
     m_answer = new QTextBrowser;
@@ -37,9 +50,15 @@ AskPanel::AskPanel(QWidget* parent) : QWidget(parent) {
     m_answer->setOpenLinks(false);
     m_answer->setMinimumHeight(lineHeight * 4);
 
+    m_info = new QLabel;
+    m_info->setWordWrap(true);
+    m_info->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_info->hide();
+
     layout->addWidget(m_question);
     layout->addLayout(row);
     layout->addWidget(m_answer, 1);
+    layout->addWidget(m_info);
     setAskAvailable(false, tr("Answering is not available yet."));
 }
 
@@ -54,9 +73,39 @@ void AskPanel::setQuestion(const QString& question) {
 void AskPanel::setAskAvailable(bool available, const QString& reason) {
     m_available = available;
     m_reason = available ? QString() : reason;
-    m_ask->setEnabled(available);
+    m_ask->setEnabled(available && !m_busy);
     m_ask->setToolTip(available ? tr("Ask the model (Ctrl+Enter)") : reason);
-    m_hint->setText(available ? tr("Ctrl+Enter to ask") : reason);
+    if (!m_busy) m_hint->setText(available ? tr("Ctrl+Enter to ask") : reason);
+}
+
+void AskPanel::setBusy(bool busy) {
+    m_busy = busy;
+    m_stop->setEnabled(busy);
+    m_ask->setEnabled(m_available && !busy);
+    m_hint->setText(busy ? tr("Answering…") : (m_available ? tr("Ctrl+Enter to ask") : m_reason));
+}
+
+int AskPanel::maxNewTokens() const {
+    return m_maxTokens->value();
+}
+
+void AskPanel::setMaxNewTokens(int tokens) {
+    m_maxTokens->setValue(tokens);
+}
+
+void AskPanel::setInfo(const QString& text, bool problem) {
+    m_info->setText(text);
+    m_info->setStyleSheet(problem ? QStringLiteral("QLabel { color: #a4262c; }") : QString());
+    if (problem) {
+        m_info->setForegroundRole(QPalette::WindowText);
+    } else {
+        m_info->setForegroundRole(QPalette::PlaceholderText);
+    }
+    m_info->setVisible(!text.isEmpty());
+}
+
+QString AskPanel::info() const {
+    return m_info->text();
 }
 
 bool AskPanel::isAskAvailable() const {
@@ -89,10 +138,14 @@ bool AskPanel::eventFilter(QObject* watched, QEvent* event) {
             requestAsk();
             return true;
         }
+        if (key->key() == Qt::Key_Escape && m_busy) {
+            emit stopRequested();
+            return true;
+        }
     }
     return QWidget::eventFilter(watched, event);
 }
 
 void AskPanel::requestAsk() {
-    if (m_available && !question().trimmed().isEmpty()) emit askRequested(question().trimmed());
+    if (m_available && !m_busy && !question().trimmed().isEmpty()) emit askRequested(question().trimmed());
 }

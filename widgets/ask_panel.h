@@ -1,5 +1,7 @@
-// AskPanel: the question box, the Ask button and the answer area. It only edits text and emits
-// askRequested(); app/ decides whether asking is possible (setAskAvailable) and fills in the answer.
+// AskPanel: the question box, the Ask and Stop buttons, the answer length limit, the answer area and a
+// line under it for what the answer cost (or why there is none). It only edits text and emits
+// askRequested() / stopRequested(); app/ decides whether asking is possible (setAskAvailable), says when an
+// answer is under way (setBusy) and fills in the answer, streamed piece by piece (appendAnswer).
 //
 // Thread affinity: GUI thread only.
 #pragma once
@@ -10,6 +12,7 @@
 class QLabel;
 class QPlainTextEdit;
 class QPushButton;
+class QSpinBox;
 class QTextBrowser;
 
 class AskPanel : public QWidget {
@@ -25,6 +28,18 @@ public:
     bool isAskAvailable() const;
     QString askUnavailableReason() const { return m_reason; }
 
+    // While busy, Ask is disabled and Stop enabled.
+    void setBusy(bool busy);
+    bool isBusy() const { return m_busy; }
+
+    // The longest answer, in tokens (default 128).
+    int maxNewTokens() const;
+    void setMaxNewTokens(int tokens);
+
+    // The line under the answer: timings, or a message (`problem`: shown as one).
+    void setInfo(const QString& text, bool problem = false);
+    QString info() const;
+
     void clearAnswer();
     void setAnswer(const QString& text);
     void appendAnswer(const QString& text);  // streaming: one piece at a time
@@ -32,6 +47,7 @@ public:
 
 signals:
     void askRequested(const QString& question);
+    void stopRequested();
     void questionChanged(const QString& question);
 
 protected:
@@ -42,8 +58,12 @@ private:
 
     QPlainTextEdit* m_question = nullptr;
     QPushButton* m_ask = nullptr;
+    QPushButton* m_stop = nullptr;
+    QSpinBox* m_maxTokens = nullptr;
     QLabel* m_hint = nullptr;
     QTextBrowser* m_answer = nullptr;
+    QLabel* m_info = nullptr;
     QString m_reason;
     bool m_available = false;
+    bool m_busy = false;
 };

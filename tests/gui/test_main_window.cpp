@@ -16,7 +16,7 @@
 #include <QSignalSpy>
 
 #include "app/main_window.h"
-#include "core/io/safetensors.h"
+#include "core/pipeline/demo_model.h"
 #include "tests/gui/gui_test_support.h"
 #include "tests/support/test_support.h"
 #include "widgets/ask_panel.h"
@@ -47,15 +47,18 @@ QString fixtureImage() {
     return qs(fixturePath("tiny-llava-hf/image_640x480.png"));
 }
 
-// A model folder like the bundled demo: the fixture's config with weights marked as random.
-QString makeDemoLikeFolder() {
-    const QString dir = qs(scratchDir("demo_like"));
-    QFile::copy(llavaFixture() + "/config.json", dir + "/config.json");
-    std::vector<float> weight(64 * 4, 0.5f);
-    sdrpn::io::writeSafetensors(
-        (dir + "/model.safetensors").toStdString(),
-        {{"language_model.model.norm.weight", sdrpn::io::DType::F32, {64, 4}, weight.data()}},
-        {{"sdrpn.demo", "random"}});
+// The bundled demo model (random weights), made small so that it is quick to write and load.
+QString makeDemoFolder() {
+    const QString dir = qs(scratchDir("demo"));
+    sdrpn::pipeline::DemoModelOptions options;
+    options.textHidden = 64;
+    options.textLayers = 2;
+    options.textHeads = 4;
+    options.textIntermediate = 128;
+    options.visionLayers = 1;
+    options.overwrite = true;
+    const auto made = sdrpn::pipeline::makeDemoModel(dir.toStdString(), options, sdrpn::JobContext::none());
+    EXPECT_TRUE(made.ok()) << made.message();
     return dir;
 }
 
@@ -171,10 +174,11 @@ TEST(MainWindow, LoadsTheFixtureModelCard) {
     EXPECT_FALSE(window.aboutText().contains("random weights"));
     EXPECT_EQ(window.recentModels().value(0), QDir::cleanPath(QFileInfo(llavaFixture()).absoluteFilePath()));
 
-    // Ask stays disabled, with a reason, and the question text is kept.
+    // Loaded for answering; Ask waits for an image, with a reason, and the question text is kept.
+    EXPECT_TRUE(window.modelSession()->canAnswer());
     window.setQuestion("What is written on the sign?");
     EXPECT_FALSE(window.askPanel()->isAskAvailable());
-    EXPECT_FALSE(window.askPanel()->askUnavailableReason().isEmpty());
+    EXPECT_TRUE(window.askPanel()->askUnavailableReason().contains("image"));
     EXPECT_EQ(window.askPanel()->question(), QStringLiteral("What is written on the sign?"));
 }
 
@@ -182,7 +186,7 @@ TEST(MainWindow, SaysPlainlyWhenTheModelIsTheDemoWithRandomWeights) {
     MainWindow window(noSettings());
     window.show();
     QSignalSpy loaded(window.modelSession(), &ModelSession::loaded);
-    window.openModel(makeDemoLikeFolder());
+    window.openModel(makeDemoFolder());
     ASSERT_TRUE(loaded.wait(30000)) << window.lastError().toStdString();
     EXPECT_TRUE(window.modelSession()->isDemoModel());
     EXPECT_TRUE(window.modelCardPanel()->isWarningVisible());

@@ -1,5 +1,5 @@
-// Model inspection through ModelSession: the core's inspectModel on every fixture family, progress,
-// cancel, and the card the panel shows.
+// Model loading through ModelSession: the core's inspectModel on every fixture family, progress, cancel,
+// the full load for answering, and the card the panel shows.
 #include <QSignalSpy>
 
 #include "app/model_session.h"
@@ -82,18 +82,46 @@ TEST(ModelSession, LoadsReportsAndDescribesTheCard) {
     EXPECT_EQ(session.state(), ModelSession::State::Ready);
     ASSERT_NE(session.card(), nullptr);
     QString reason;
-    EXPECT_FALSE(session.canAnswer(&reason));
-    EXPECT_FALSE(reason.isEmpty());
+    EXPECT_TRUE(session.canAnswer(&reason)) << reason.toStdString();
+    ASSERT_NE(session.pipelineModel(), nullptr);
+    EXPECT_EQ(session.model()->info.layers, 6);
+    EXPECT_EQ(session.model()->info.heads, 4);
+    EXPECT_EQ(session.model()->info.imageTokens, 576);
+    EXPECT_EQ(session.model()->info.imageFit, "crop");
 
-    const ModelCardInfo info = describeModelCard(*session.card());
+    const ModelCardInfo info = describeModel(*session.model());
     EXPECT_EQ(info.title, QStringLiteral("tiny-llava-hf"));
     EXPECT_EQ(info.subtitle, QStringLiteral("LlavaForConditionalGeneration"));
     EXPECT_TRUE(info.warning.isEmpty());
     QStringList labels;
     for (const auto& row : info.rows) labels << row.first;
-    for (const char* expected :
-         {"LLM layers", "Attention heads", "Image grid", "Weights dtype", "Parameters", "Weights size"})
+    for (const char* expected : {"LLM layers", "Attention heads", "Image grid", "Weights dtype", "Parameters",
+                                 "Weights size", "Vocabulary", "Image fit", "Runs on", "Loaded in"})
         EXPECT_TRUE(labels.contains(expected)) << expected;
+}
+
+TEST(ModelSession, CancelStopsTheLoadAndKeepsNoModel) {
+    JobManager jobs;
+    ModelSession session(&jobs);
+    QSignalSpy cancelled(&session, &ModelSession::loadCancelled);
+    QSignalSpy loaded(&session, &ModelSession::loaded);
+    session.load(QString::fromStdString(fixturePath("tiny-llava-hf")));
+    session.cancelLoad();
+    EXPECT_EQ(cancelled.count(), 1);
+    ASSERT_TRUE(sdrpn::test::waitForIdle(&jobs));
+    EXPECT_EQ(loaded.count(), 0);
+    EXPECT_EQ(session.state(), ModelSession::State::Empty);
+    EXPECT_EQ(session.pipelineModel(), nullptr);
+    EXPECT_FALSE(session.canAnswer());
+}
+
+TEST(ModelSession, LoadModelFolderNamesWhatIsWrong) {
+    auto missing = loadModelFolder("/nonexistent/model", {}, sdrpn::JobContext::none());
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.message().find("/nonexistent/model"), std::string::npos);
+    sdrpn::JobContext cancelled;
+    cancelled.requestCancel();
+    EXPECT_TRUE(loadModelFolder(fixturePath("tiny-llava-hf"), {}, cancelled).status().cancelled());
 }
 
 TEST(ModelSession, ANewLoadSupersedesTheOneInFlight) {

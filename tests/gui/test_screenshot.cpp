@@ -1,5 +1,6 @@
-// sdrpn-studio --screenshot: the real executable, offscreen, opens a model and an image, waits for its
-// jobs, writes a PNG of the window and exits 0; a failure exits non-zero with a message on stderr.
+// sdrpn-studio --screenshot: the real executable, offscreen, opens a model and an image, asks the question
+// and waits for the answer, writes a PNG of the window and exits 0; a failure exits non-zero with a message
+// on stderr.
 #include <QFile>
 #include <QFileInfo>
 #include <QImage>
@@ -46,9 +47,10 @@ StudioRun runStudio(const QStringList& args) {
 
 TEST(StudioScreenshot, WritesAPngOfTheWindow) {
     const QString shot = qs(sdrpn::test::scratchDir("shot")) + "/studio.png";
-    const StudioRun run = runStudio({"--model", qs(sdrpn::test::fixturePath("tiny-llava-hf")), "--image",
-                                     qs(sdrpn::test::fixturePath("tiny-llava-hf/image_640x480.png")),
-                                     "--question", "What is in the top left corner?", "--screenshot", shot});
+    const StudioRun run =
+        runStudio({"--model", qs(sdrpn::test::fixturePath("tiny-llava-hf")), "--image",
+                   qs(sdrpn::test::fixturePath("tiny-llava-hf/image_640x480.png")), "--question",
+                   "What is in the top left corner?", "--max-new-tokens", "8", "--screenshot", shot});
     ASSERT_EQ(run.exitCode, 0) << run.stdErr.toStdString();
     const QImage picture(shot);
     ASSERT_FALSE(picture.isNull());
@@ -64,6 +66,18 @@ TEST(StudioScreenshot, ReportsAFailureOnStderrWithANonZeroExit) {
     EXPECT_NE(run.exitCode, 0);
     EXPECT_TRUE(run.stdErr.contains("missing.png")) << run.stdErr.toStdString();
     EXPECT_TRUE(QFileInfo::exists(shot));  // the picture still shows the error state
+}
+
+TEST(StudioScreenshot, RefusesABadTokenLimitOrDevice) {
+    const QString dir = qs(sdrpn::test::scratchDir("shot_bad_option"));
+    const StudioRun limit = runStudio({"--max-new-tokens", "many", "--screenshot", dir + "/x.png"});
+    EXPECT_EQ(limit.exitCode, 2);
+    EXPECT_TRUE(limit.stdErr.contains("--max-new-tokens")) << limit.stdErr.toStdString();
+
+    const StudioRun device = runStudio({"--model", qs(sdrpn::test::fixturePath("tiny-llava-hf")), "--device",
+                                        "abacus", "--screenshot", dir + "/y.png"});
+    EXPECT_EQ(device.exitCode, 1);
+    EXPECT_TRUE(device.stdErr.contains("abacus")) << device.stdErr.toStdString();
 }
 
 TEST(StudioScreenshot, OpensASessionFile) {
