@@ -19,6 +19,9 @@
 
 #include "core/pipeline/ask.h"
 #include "core/pipeline/demo_model.h"
+#include "core/sdrpn/labels.h"
+#include "core/sdrpn/roi.h"
+#include <random>
 
 namespace fs = std::filesystem;
 using namespace sdrpn;
@@ -178,6 +181,41 @@ int main(int argc, char** argv) {
     const double dec = decodeWith(none), decCap = decodeWith(answer);
     rows.push_back({"decode, per token", dec, std::to_string(decodeTokens) + " tokens"});
     rows.push_back({"decode + capture (answer rows), per token", decCap, pct(decCap, dec)});
+
+    // The pure, per-slider-move paths: labels from stored maps, RoI post-processing (24x24 grids).
+    {
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> u(0.0f, 1e-2f);
+        std::normal_distribution<float> n(-3.0f, 2.0f);
+        std::vector<float> g(576), s(576), logits(576);
+        for (auto& v : g) v = u(rng);
+        for (auto& v : s) v = u(rng) * 0.2f;
+        for (auto& v : logits) v = n(rng);
+        GridMap gm, sm;
+        gm.rows = sm.rows = 24;
+        gm.cols = sm.cols = 24;
+        gm.values = g;
+        gm.queries = sm.queries = 1;
+        sm.values = s;
+        const auto geometry = models::makeGridGeometry(640, 480, models::ImageFit::Pad);
+        const int runs = 2000;
+        for (const char* preset : {"llava-1.5-7b", "qwen2.5-vl-7b"}) {
+            const auto settings = LabelSettings::fromPreset(preset);
+            int ok = 0;
+            const double ms = timeIt([&] {
+                                  for (int i = 0; i < runs; ++i) ok += makeLabels(gm, sm, settings).ok();
+                              }) /
+                              runs;
+            rows.push_back({std::string("labels from maps (") + preset + ")", ms, "per 24x24 map"});
+        }
+        int zooms = 0;
+        const double ms = timeIt([&] {
+                              for (int i = 0; i < runs; ++i)
+                                  zooms += postprocessRoi(logits, 24, 24, RoiSettings{}, geometry).zoom();
+                          }) /
+                          runs;
+        rows.push_back({"RoI post-processing", ms, "per 24x24 map"});
+    }
 
     std::printf("sdrpn-bench: %s (%s, %d layers, %d heads, hidden %d), %d threads, median of %d\n",
                 modelDir.c_str(), info.architecture.c_str(), info.layers, info.heads, info.hidden,

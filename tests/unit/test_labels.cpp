@@ -426,31 +426,6 @@ TEST(LabelMaps, BadLayersAndHeadsThrowNamingThem) {
     EXPECT_THROW((void)attentionToImage(noImage, {{1, {}}}), Error);
 }
 
-// ---- speed
-// -------------------------------------------------------------------------------------------------
-
-TEST(Labels, UnderAMillisecondPer24x24Map) {
-    std::mt19937 rng(7);
-    std::uniform_real_distribution<float> u(0.0f, 1e-2f);
-    std::vector<float> g(576), s(576);
-    for (auto& v : g) v = u(rng);
-    for (auto& v : s) v = u(rng) * 0.2f;
-    for (int i = 0; i < 5; ++i) g[std::size_t(200 + i)] = 0.05f;
-    const GridMap gm = grid(24, 24, g), sm = grid(24, 24, s);
-    for (const char* preset : {"llava-1.5-7b", "qwen2.5-vl-7b"}) {
-        const auto settings = LabelSettings::fromPreset(preset);
-        const int n = 200;
-        const auto t0 = std::chrono::steady_clock::now();
-        int ok = 0;
-        for (int i = 0; i < n; ++i) ok += makeLabels(gm, sm, settings).ok();
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / n;
-        EXPECT_LT(ms, 1.0) << preset;
-        EXPECT_GE(ok, 0);
-        std::printf("[ labels ] %s: %.4f ms per 24x24 map\n", preset, ms);
-    }
-}
-
 // ---- grid operations shared with the RoI path
 // ----------------------------------------------------------------
 
