@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/model_args.h"
 #include "core/io/image.h"
 #include "core/pipeline/ask.h"
 
@@ -73,30 +74,20 @@ int runAsk(const Argv& argv) {
     options.generation.seed = static_cast<std::uint64_t>(args.getInt("seed", 0));
     if (args.has("layers")) options.capture.layers = parseLayers(args.get("layers"));
 
-    models::LoadOptions load;
-    load.device = args.get("device", "cpu");
-    load.dtype = args.get("dtype", "fp32");
-    load.visionTower = args.get("vision-tower");
+    const models::LoadOptions load = loadOptionsFrom(args);
 
     JobContext job;
     if (!quiet) job.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
     cancelOnInterrupt(&job);
 
-    auto image = guarded([&] { return io::loadImage(imagePath); });
-    if (!image) {
-        std::cerr << "sdrpn ask: " << image.message() << "\n";
-        return kExitFailed;
-    }
-    auto model = pipeline::loadModel(modelDir, load, job);
-    if (model.status().cancelled()) return kExitCancelled;
-    if (!model) {
-        std::cerr << "\nsdrpn ask: " << model.message() << "\n";
-        return kExitFailed;
-    }
-    if (!quiet) std::fprintf(stderr, "\rloaded %s in %.2f s\n", modelDir.c_str(), model.value()->loadSeconds);
+    io::ImageRgb8 image;
+    std::shared_ptr<const pipeline::LoadedModel> model;
+    if (int rc = loadImageAndModel("ask", imagePath, modelDir, load, job, image, model); rc != kExitOk)
+        return rc;
+    if (!quiet) std::fprintf(stderr, "\rloaded %s in %.2f s\n", modelDir.c_str(), model->loadSeconds);
     job.onProgress = nullptr;
 
-    auto result = pipeline::ask(*model.value(), image.value(), options, job, [](const std::string& piece) {
+    auto result = pipeline::ask(*model, image, options, job, [](const std::string& piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);
     });

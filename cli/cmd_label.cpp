@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/model_args.h"
 #include "core/data/dataset.h"
 #include "core/data/label_store.h"
 #include "core/data/labeling.h"
@@ -154,10 +155,7 @@ int runLabel(const Argv& argv) {
     ask.chatTemplate = args.get("template");
     ask.imageMode = args.get("image-mode");
 
-    models::LoadOptions load;
-    load.device = args.get("device", "cpu");
-    load.dtype = args.get("dtype", "fp32");
-    load.visionTower = args.get("vision-tower");
+    const models::LoadOptions load = loadOptionsFrom(args);
 
     // Dataset and store first: their errors should not wait for a model to load.
     auto dataset = data::openDataset(dataPath, datasetOptions);

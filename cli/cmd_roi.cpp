@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/model_args.h"
 #include "core/io/image.h"
 #include "core/pipeline/two_stage.h"
 
@@ -109,27 +110,17 @@ int runRoi(const Argv& argv) {
     }
     options.roi = settings.value();
 
-    models::LoadOptions load;
-    load.device = args.get("device", "cpu");
-    load.dtype = args.get("dtype", "fp32");
-    load.visionTower = args.get("vision-tower");
+    const models::LoadOptions load = loadOptionsFrom(args);
 
     JobContext job;
     if (!quiet) job.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
     cancelOnInterrupt(&job);
 
-    auto image = guarded([&] { return io::loadImage(imagePath); });
-    if (!image) {
-        std::cerr << "sdrpn roi: " << image.message() << "\n";
-        return kExitFailed;
-    }
-    auto model = pipeline::loadModel(modelDir, load, job);
-    if (model.status().cancelled()) return kExitCancelled;
-    if (!model) {
-        std::cerr << "\nsdrpn roi: " << model.message() << "\n";
-        return kExitFailed;
-    }
-    const models::Backbone& backbone = *model.value()->backbone;
+    io::ImageRgb8 image;
+    std::shared_ptr<const pipeline::LoadedModel> model;
+    if (int rc = loadImageAndModel("roi", imagePath, modelDir, load, job, image, model); rc != kExitOk)
+        return rc;
+    const models::Backbone& backbone = *model->backbone;
     auto rpn = fromCheckpoint ? tryLoadRpn(args.get("rpn"), backbone, job)
                               : guarded([&] { return initRpnFromBackbone(backbone, twig); });
     if (rpn.status().cancelled()) return kExitCancelled;
@@ -140,7 +131,7 @@ int runRoi(const Argv& argv) {
     if (!quiet) {
         const RpnConfig& c = rpn.value()->config();
         std::fprintf(stderr, "\rloaded %s in %.2f s; RPN K=%d T=%d (%s)\n", modelDir.c_str(),
-                     model.value()->loadSeconds, c.K, c.T,
+                     model->loadSeconds, c.K, c.T,
                      fromCheckpoint ? args.get("rpn").c_str() : "twiginit from the backbone");
     }
     job.onProgress = nullptr;
@@ -158,7 +149,7 @@ int runRoi(const Argv& argv) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);
     };
-    auto result = pipeline::answerTwoStage(*model.value(), rpn.value(), image.value(), options, job, onText);
+    auto result = pipeline::answerTwoStage(*model, rpn.value(), image, options, job, onText);
     if (started) std::fputc('\n', stdout);
     std::fflush(stdout);
     if (result.status().cancelled()) {

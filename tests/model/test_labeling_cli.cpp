@@ -21,16 +21,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kSdrpn = std::string(SDRPN_BINARY_DIR) + "/cli/sdrpn";
+const std::string kSdrpn = test::sdrpnExecutable();
 
 int run(const std::string& args, std::string* output = nullptr) {
-    const std::string log = test::scratchDir("log") + "/out.txt";
-    const int rc = std::system((kSdrpn + " " + args + " >" + log + " 2>&1").c_str());
-    if (output) {
-        std::ifstream in(log);
-        output->assign(std::istreambuf_iterator<char>(in), {});
-    }
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return test::runCommand(kSdrpn + " " + args, output);
 }
 
 // `n` questions about the fixture's two images, plus one whose image is missing.

@@ -18,22 +18,12 @@ using namespace sdrpn;
 namespace {
 
 std::string quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
+    return test::shellQuote(s);
 }
-
 int run(const std::string& command, std::string* output = nullptr) {
-    const std::string log = test::scratchDir("log") + "/out.txt";
-    int rc = std::system((command + " >" + log + " 2>&1").c_str());
-    if (output) {
-        std::ifstream in(log);
-        output->assign(std::istreambuf_iterator<char>(in), {});
-    }
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return test::runCommand(command, output);
 }
-
-const std::string kSdrpn = std::string(SDRPN_BINARY_DIR) + "/cli/sdrpn";
+const std::string kSdrpn = test::sdrpnExecutable();
 
 std::string roiCommand(const std::string& extra) {
     const std::string fixture = test::fixturePath("tiny-llava-hf");

@@ -1,9 +1,13 @@
 #include "tests/support/test_support.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <filesystem>
 #include <sstream>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -44,6 +48,26 @@ std::string scratchDir(const std::string& tag) {
     fs::path dir = scratch.root / name;
     fs::create_directories(dir);
     return dir.string();
+}
+
+std::string sdrpnExecutable() {
+    return std::string(SDRPN_BINARY_DIR) + "/cli/sdrpn";
+}
+
+std::string shellQuote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+int runCommand(const std::string& command, std::string* output) {
+    const std::string log = scratchDir("log") + "/out.txt";
+    const int rc = std::system((command + " >" + log + " 2>&1").c_str());
+    if (output) {
+        std::ifstream in(log);
+        output->assign(std::istreambuf_iterator<char>(in), {});
+    }
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 ::testing::AssertionResult tensorsNear(const torch::Tensor& actual, const torch::Tensor& expected,

@@ -1,0 +1,24 @@
+// What every model-running subcommand shares: the load options it reads (--device, --dtype,
+// --vision-tower) and loading its image and model with errors reported as "sdrpn <command>: ...".
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cli/args.h"
+#include "core/io/image.h"
+#include "core/jobs.h"
+#include "core/models/load_options.h"
+#include "core/pipeline/ask.h"
+
+namespace sdrpn::cli {
+
+models::LoadOptions loadOptionsFrom(const Args& args);
+
+// Reads the image, then loads the model (progress through job). Returns kExitOk, kExitFailed or
+// kExitCancelled; on failure the reason is already on stderr.
+int loadImageAndModel(const std::string& command, const std::string& imagePath, const std::string& modelDir,
+                      const models::LoadOptions& load, JobContext& job, io::ImageRgb8& image,
+                      std::shared_ptr<const pipeline::LoadedModel>& model);
+
+}  // namespace sdrpn::cli
