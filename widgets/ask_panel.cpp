@@ -1,5 +1,6 @@
 #include "widgets/ask_panel.h"
 
+#include <QCheckBox>
 #include <QHBoxLayout>
 #include <QKeyEvent>
 #include <QLabel>
@@ -45,10 +46,48 @@ AskPanel::AskPanel(QWidget* parent) : QWidget(parent) {
     row->addWidget(m_stop, 0, Qt::AlignTop);
     row->addWidget(m_ask, 0, Qt::AlignTop);
 
-    m_answer = new QTextBrowser;
+    m_sdrpn = new QCheckBox(tr("SD-RPN"));
+    m_sdrpn->setToolTip(
+        tr("Answer twice: from the original prompt (baseline) and with the RoI crop the RPN picks"));
+    m_rpnStatus = new QLabel;
+    m_rpnStatus->setForegroundRole(QPalette::PlaceholderText);
+    auto* sdrpnRow = new QHBoxLayout;
+    sdrpnRow->addWidget(m_sdrpn);
+    sdrpnRow->addWidget(m_rpnStatus, 1);
+
+    auto makeColumn = [lineHeight](const QString& title, QLabel** titleLabel, QTextBrowser** browser) {
+        auto* column = new QWidget;
+        auto* v = new QVBoxLayout(column);
+        v->setContentsMargins(0, 0, 0, 0);
+        v->setSpacing(2);
+        auto* label = new QLabel(title);
+        QFont bold = label->font();
+        bold.setBold(true);
+        label->setFont(bold);
+        *titleLabel = label;
+        *browser = new QTextBrowser;
+        (*browser)->setOpenLinks(false);
+        (*browser)->setMinimumHeight(lineHeight * 4);
+        v->addWidget(label);
+        v->addWidget(*browser, 1);
+        return column;
+    };
+    QLabel* roiTitle = nullptr;
+    auto* baseColumn = makeColumn(tr("Baseline"), &m_answerTitle, &m_answer);
+    m_roiColumn = makeColumn(tr("SD-RPN (RoI crop)"), &roiTitle, &m_roiAnswer);
     m_answer->setPlaceholderText(tr("The answer appears here."));
-    m_answer->setOpenLinks(false);
-    m_answer->setMinimumHeight(lineHeight * 4);
+    m_roiAnswer->setPlaceholderText(tr("The answer with the RoI tokens appears here."));
+    m_answerTitle->hide();
+    m_roiColumn->hide();
+    auto* answers = new QHBoxLayout;
+    answers->setSpacing(6);
+    answers->addWidget(baseColumn, 1);
+    answers->addWidget(m_roiColumn, 1);
+    connect(m_sdrpn, &QCheckBox::toggled, this, [this](bool on) {
+        m_roiColumn->setVisible(on);
+        m_answerTitle->setVisible(on);
+        emit sdrpnToggled(on);
+    });
 
     m_info = new QLabel;
     m_info->setWordWrap(true);
@@ -57,7 +96,8 @@ AskPanel::AskPanel(QWidget* parent) : QWidget(parent) {
 
     layout->addWidget(m_question);
     layout->addLayout(row);
-    layout->addWidget(m_answer, 1);
+    layout->addLayout(sdrpnRow);
+    layout->addLayout(answers, 1);
     layout->addWidget(m_info);
     setAskAvailable(false, tr("Answering is not available yet."));
 }
@@ -114,6 +154,7 @@ bool AskPanel::isAskAvailable() const {
 
 void AskPanel::clearAnswer() {
     m_answer->clear();
+    m_roiAnswer->clear();
 }
 
 void AskPanel::setAnswer(const QString& text) {
@@ -128,6 +169,37 @@ void AskPanel::appendAnswer(const QString& text) {
 
 QString AskPanel::answer() const {
     return m_answer->toPlainText();
+}
+
+bool AskPanel::sdrpnEnabled() const {
+    return m_sdrpn->isChecked();
+}
+
+void AskPanel::setSdrpnEnabled(bool enabled) {
+    m_sdrpn->setChecked(enabled);
+}
+
+void AskPanel::setRpnStatus(const QString& text, const QString& tooltip) {
+    m_rpnStatus->setText(text);
+    m_rpnStatus->setToolTip(tooltip);
+}
+
+QString AskPanel::rpnStatus() const {
+    return m_rpnStatus->text();
+}
+
+void AskPanel::setRoiAnswer(const QString& text) {
+    m_roiAnswer->setPlainText(text);
+}
+
+void AskPanel::appendRoiAnswer(const QString& text) {
+    QTextCursor cursor(m_roiAnswer->document());
+    cursor.movePosition(QTextCursor::End);
+    cursor.insertText(text);
+}
+
+QString AskPanel::roiAnswer() const {
+    return m_roiAnswer->toPlainText();
 }
 
 bool AskPanel::eventFilter(QObject* watched, QEvent* event) {

@@ -3,12 +3,16 @@
 // askRequested() / stopRequested(); app/ decides whether asking is possible (setAskAvailable), says when an
 // answer is under way (setBusy) and fills in the answer, streamed piece by piece (appendAnswer).
 //
+// With the SD-RPN box checked the answer area splits in two, side by side: the baseline answer (the
+// original prompt) and the RoI answer (the crop the RPN picked, re-encoded and added to the prompt).
+//
 // Thread affinity: GUI thread only.
 #pragma once
 
 #include <QString>
 #include <QWidget>
 
+class QCheckBox;
 class QLabel;
 class QPlainTextEdit;
 class QPushButton;
@@ -40,13 +44,25 @@ public:
     void setInfo(const QString& text, bool problem = false);
     QString info() const;
 
+    // Clears both answers.
     void clearAnswer();
     void setAnswer(const QString& text);
     void appendAnswer(const QString& text);  // streaming: one piece at a time
     QString answer() const;
 
+    // The SD-RPN box: ask with the two-stage answer (baseline and RoI answers side by side).
+    bool sdrpnEnabled() const;
+    void setSdrpnEnabled(bool enabled);
+    // A short word on the RPN next to the box ("untrained twig K3 T3", "none loaded").
+    void setRpnStatus(const QString& text, const QString& tooltip = {});
+    QString rpnStatus() const;
+    void setRoiAnswer(const QString& text);
+    void appendRoiAnswer(const QString& text);
+    QString roiAnswer() const;
+
 signals:
     void askRequested(const QString& question);
+    void sdrpnToggled(bool enabled);
     void stopRequested();
     void questionChanged(const QString& question);
 
@@ -62,6 +78,11 @@ private:
     QSpinBox* m_maxTokens = nullptr;
     QLabel* m_hint = nullptr;
     QTextBrowser* m_answer = nullptr;
+    QTextBrowser* m_roiAnswer = nullptr;
+    QLabel* m_answerTitle = nullptr;
+    QWidget* m_roiColumn = nullptr;
+    QCheckBox* m_sdrpn = nullptr;
+    QLabel* m_rpnStatus = nullptr;
     QLabel* m_info = nullptr;
     QString m_reason;
     bool m_available = false;

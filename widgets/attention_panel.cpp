@@ -7,6 +7,7 @@
 #include <QComboBox>
 #include <QGridLayout>
 #include <QHBoxLayout>
+#include <QKeyEvent>
 #include <QLabel>
 #include <QLinearGradient>
 #include <QPainter>
@@ -132,6 +133,7 @@ AttentionPanel::AttentionPanel(QWidget* parent) : QWidget(parent) {
     m_summary = new QLabel;
     m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_strip = new LayerStrip;
+    m_strip->installEventFilter(this);
     m_stripScroll = new QScrollArea;
     m_stripScroll->setWidget(m_strip);
     m_stripScroll->setWidgetResizable(false);
@@ -257,6 +259,43 @@ int AttentionPanel::headIndex() const {
 void AttentionPanel::setHeadIndex(int head) {
     const int index = m_head->findData(head);
     if (index >= 0) m_head->setCurrentIndex(index);
+}
+
+int AttentionPanel::headCount() const {
+    return m_head->count() - 1;
+}
+
+void AttentionPanel::selectPreviousLayer() {
+    if (m_strip->currentIndex() > 0) m_strip->selectPrevious();
+}
+
+void AttentionPanel::selectNextLayer() {
+    if (m_strip->currentIndex() + 1 < m_strip->count()) m_strip->selectNext();
+}
+
+void AttentionPanel::selectPreviousHead() {
+    if (m_head->isEnabled() && m_head->currentIndex() > 0)
+        m_head->setCurrentIndex(m_head->currentIndex() - 1);
+}
+
+void AttentionPanel::selectNextHead() {
+    if (m_head->isEnabled() && m_head->currentIndex() + 1 < m_head->count())
+        m_head->setCurrentIndex(m_head->currentIndex() + 1);
+}
+
+bool AttentionPanel::eventFilter(QObject* watched, QEvent* event) {
+    if (watched == m_strip && event->type() == QEvent::KeyPress) {
+        const auto* key = static_cast<QKeyEvent*>(event);
+        if (key->key() == Qt::Key_Up && key->modifiers() == Qt::NoModifier) {
+            selectPreviousHead();
+            return true;
+        }
+        if (key->key() == Qt::Key_Down && key->modifiers() == Qt::NoModifier) {
+            selectNextHead();
+            return true;
+        }
+    }
+    return QWidget::eventFilter(watched, event);
 }
 
 void AttentionPanel::setQueryOptions(const QStringList& names, const QList<bool>& enabled, int preferred) {

@@ -66,6 +66,14 @@ public:
     void setHeadCount(int count);
     int headIndex() const;  // -1: mean of heads
     void setHeadIndex(int head);
+    int headCount() const;
+
+    // Keyboard scrubbing: the previous / next layer of the strip, and the previous / next entry of the
+    // head picker ("mean of heads", head 0, head 1, ...). No-ops at the ends.
+    void selectPreviousLayer();
+    void selectNextLayer();
+    void selectPreviousHead();
+    void selectNextHead();
 
     // Query choices; disabled ones are shown greyed (no such rows). `preferred` is selected when the
     // current choice is disabled.
@@ -85,6 +93,8 @@ public:
 
 protected:
     void resizeEvent(QResizeEvent* event) override;
+    // The layer strip's ↑/↓ pick heads (←/→ stay layers).
+    bool eventFilter(QObject* watched, QEvent* event) override;
 
 signals:
     // Layer, head or query changed (by the user or a setter).
