@@ -5,6 +5,7 @@
 
 #include "core/io/tensor_io.h"
 #include "core/models/registry.h"
+#include "core/pipeline/prompt.h"
 
 namespace fs = std::filesystem;
 
@@ -63,35 +64,14 @@ Result<AskResult> ask(const LoadedModel& model, const io::ImageRgb8& image, cons
         AskResult out;
 
         // Prompt text and ids.
-        text::RenderedPrompt rendered;
-        if (!options.rawPrompt.empty()) {
-            if (options.rawPrompt.find(text::kImagePlaceholder) == std::string::npos)
-                throw Error("the raw prompt has no <image> placeholder");
-            rendered = text::renderPrompt(text::ChatTemplate::Raw, options.rawPrompt);
-        } else {
-            if (options.question.empty()) throw Error("no question given");
-            const text::ChatTemplate kind = options.chatTemplate.empty()
-                                                ? model.defaultTemplate
-                                                : text::chatTemplateFromName(options.chatTemplate);
-            rendered = text::renderPrompt(kind, options.question);
-        }
+        const text::RenderedPrompt rendered =
+            renderQuestion(model, options.question, options.chatTemplate, options.rawPrompt);
         out.promptText = rendered.text;
-        text::PromptOptions promptOptions;
-        promptOptions.imageTokenId = info.imageTokenId >= 0 ? info.imageTokenId : -1;
-        promptOptions.numImageTokens = info.imageTokens;
-        out.prompt = text::buildPromptIds(*model.tokenizer, rendered, promptOptions);
-        if (out.prompt.images.size() != 1)
-            throw Error("the prompt must hold exactly one <image>, it holds " +
-                        std::to_string(out.prompt.images.size()));
+        out.prompt = buildImagePrompt(model, rendered);
 
         // Pixels.
         auto t0 = std::chrono::steady_clock::now();
-        models::ClipPreprocessConfig pre = model.preprocess;
-        if (!options.imageMode.empty()) {
-            auto fit = models::parseImageFit(options.imageMode);
-            if (!fit) throw Error("unknown image mode '" + options.imageMode + "' (expected pad or crop)");
-            pre.fit = *fit;
-        }
+        const models::ClipPreprocessConfig pre = preprocessConfig(model, options.imageMode);
         if (image.empty()) throw Error("the image is empty");
         models::PreprocessedImage processed = models::ClipImageProcessor(pre).process(image);
         out.pixelValues = processed.pixelValues;
@@ -106,12 +86,7 @@ Result<AskResult> ask(const LoadedModel& model, const io::ImageRgb8& image, cons
         job.throwIfCancelled();
 
         // Prefill + decode with capture.
-        models::PromptInput input;
-        input.ids = out.prompt.ids;
-        for (const auto& span : out.prompt.images)
-            for (std::int64_t i = span.start; i < span.end(); ++i)
-                input.ids[std::size_t(i)] = models::kImageSlot;
-        input.images = {features};
+        const models::PromptInput input = promptInput(out.prompt, features);
 
         auto ctx = backbone.newContext();
         ctx->setCaptureRequest(options.capture);

@@ -5,25 +5,13 @@
 #include "core/io/tensor_io.h"
 #include "core/models/clip_image_processor.h"
 #include "core/models/llava.h"
+#include "core/pipeline/prompt.h"
 
 namespace sdrpn::pipeline {
 namespace {
 
 double secondsSince(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-text::RenderedPrompt renderTwoStagePrompt(const LoadedModel& model, const TwoStageOptions& options) {
-    if (!options.rawPrompt.empty()) {
-        if (options.rawPrompt.find(text::kImagePlaceholder) == std::string::npos)
-            throw Error("the raw prompt has no <image> placeholder");
-        return text::renderPrompt(text::ChatTemplate::Raw, options.rawPrompt);
-    }
-    if (options.question.empty()) throw Error("no question given");
-    const text::ChatTemplate kind = options.chatTemplate.empty()
-                                        ? model.defaultTemplate
-                                        : text::chatTemplateFromName(options.chatTemplate);
-    return text::renderPrompt(kind, options.question);
 }
 
 // Greedy / sampled decoding from `lastLogits`, streaming text pieces of `stage`.
@@ -99,15 +87,10 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
         out.roiSettings = options.roi;
 
         // Prompt ids.
-        const text::RenderedPrompt rendered = renderTwoStagePrompt(model, options);
+        const text::RenderedPrompt rendered =
+            renderQuestion(model, options.question, options.chatTemplate, options.rawPrompt);
         out.promptText = rendered.text;
-        text::PromptOptions promptOptions;
-        promptOptions.imageTokenId = info.imageTokenId >= 0 ? info.imageTokenId : -1;
-        promptOptions.numImageTokens = info.imageTokens;
-        out.prompt = text::buildPromptIds(*model.tokenizer, rendered, promptOptions);
-        if (out.prompt.images.size() != 1)
-            throw Error("the prompt must hold exactly one <image>, it holds " +
-                        std::to_string(out.prompt.images.size()));
+        out.prompt = buildImagePrompt(model, rendered);
         const std::int64_t imageStart = out.prompt.imageTokenStart;
         const std::int64_t imageCount = info.imageTokens;
         const std::int64_t prefixLength = imageStart + imageCount;  // [sys | img]: shared by both passes
@@ -118,12 +101,7 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
 
         // Pixels and the vision tower.
         auto t0 = std::chrono::steady_clock::now();
-        models::ClipPreprocessConfig pre = model.preprocess;
-        if (!options.imageMode.empty()) {
-            auto fit = models::parseImageFit(options.imageMode);
-            if (!fit) throw Error("unknown image mode '" + options.imageMode + "' (expected pad or crop)");
-            pre.fit = *fit;
-        }
+        const models::ClipPreprocessConfig pre = preprocessConfig(model, options.imageMode);
         if (image.empty()) throw Error("the image is empty");
         const models::PreprocessedImage processed = models::ClipImageProcessor(pre).process(image);
         out.geometry = processed.geometry;
@@ -134,11 +112,7 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
         out.timings.vision = secondsSince(t0);
         job.throwIfCancelled();
 
-        models::PromptInput input;
-        input.ids = out.prompt.ids;
-        for (std::int64_t i = imageStart; i < prefixLength; ++i)
-            input.ids[std::size_t(i)] = models::kImageSlot;
-        input.images = {features};
+        const models::PromptInput input = promptInput(out.prompt, features);
 
         // Pass 1 (§4.1): to layer K for the twig, or every layer when it doubles as the baseline's prefill.
         const int layers = info.layers;
