@@ -102,7 +102,10 @@ void readLlavaEntry(const json& entry, std::size_t index, const std::string& fil
                 haveQuestion = true;
             }
         } else {
-            if (*from == "gpt") sample.answer = value->get<std::string>();
+            if (*from == "gpt") {
+                sample.answer = value->get<std::string>();
+                sample.answers.push_back(*sample.answer);
+            }
             break;
         }
     }
@@ -211,6 +214,16 @@ void readJsonl(const std::string& path, Dataset& out, Collector& collect) {
         if (auto answer = obj.find("answer"); answer != obj.end() && !answer->is_null()) {
             if (!answer->is_string()) throw Error(where + ": answer must be a string");
             sample.answer = answer->get<std::string>();
+        }
+        if (auto answers = obj.find("answers"); answers != obj.end() && !answers->is_null()) {
+            if (!answers->is_array()) throw Error(where + ": answers must be a list of strings");
+            for (const auto& a : *answers) {
+                if (!a.is_string()) throw Error(where + ": answers must be a list of strings");
+                sample.answers.push_back(a.get<std::string>());
+            }
+            if (!sample.answer && !sample.answers.empty()) sample.answer = sample.answers.front();
+        } else if (sample.answer) {
+            sample.answers.push_back(*sample.answer);
         }
         if (auto bbox = obj.find("bbox"); bbox != obj.end() && !bbox->is_null()) {
             if (!bbox->is_array() || bbox->size() != 4)

@@ -15,8 +15,9 @@
 // question_id), so keys match pseudo-label files made by the reference code.
 //
 // JSONL: one object per line: `image`, `question` (or `text`, as the reference's make_jsonl writes),
-// optional `answer`, optional `bbox` [x0, y0, x1, y1] in source pixels, optional `question_id` or `id`
-// (the key; else the line's index among non-empty lines). Duplicate keys are an error.
+// optional `answer`, optional `answers` (a list of reference answers, as TextVQA / VQAv2 have: scored with
+// VQA accuracy), optional `bbox` [x0, y0, x1, y1] in source pixels, optional `question_id` or `id` (the key;
+// else the line's index among non-empty lines). Duplicate keys are an error.
 //
 // Errors: malformed files throw sdrpn::Error naming the file and the line (JSON syntax) or the entry / line
 // (wrong shape). Missing images are never an error: they are skipped and listed in Dataset::skipped.
@@ -56,6 +57,9 @@ struct Sample {
     std::string imagePath;              // imageRoot / image (an absolute `image` is kept as is)
     std::string question;               // the first human turn without <image>
     std::optional<std::string> answer;  // reference answer, when the file has one
+    // Every reference answer: `answers` of a JSONL line (in order), else the one `answer`; empty when the
+    // file has none. `answer` is the single `answer` when given, else the first of `answers`.
+    std::vector<std::string> answers;
     std::optional<std::array<double, 4>> bbox;  // ground-truth box [x0, y0, x1, y1], source pixels
 };
 

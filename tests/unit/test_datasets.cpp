@@ -198,6 +198,44 @@ TEST(Jsonl, MalformedLinesNameTheFileAndLine) {
     EXPECT_NE(e.find("bad_bbox.jsonl:1: bbox"), std::string::npos) << e;
 }
 
+TEST(Jsonl, AnswersListKeepsEveryReference) {
+    const std::string dir = test::scratchDir("answers");
+    std::ofstream(dir + "/a.png") << "x";
+    {
+        std::ofstream out(dir + "/refs.jsonl");
+        out << R"({"question_id": "many", "image": "a.png", "question": "Q?", "answers": ["red", "Red", "blue"]})"
+            << "\n"
+            << R"({"question_id": "both", "image": "a.png", "question": "Q?", "answer": "B", "answers": ["x", "y"]})"
+            << "\n"
+            << R"({"question_id": "one", "image": "a.png", "question": "Q?", "answer": "cat"})"
+            << "\n"
+            << R"({"question_id": "none", "image": "a.png", "question": "Q?"})"
+            << "\n";
+    }
+    DatasetOptions opt;
+    opt.imageRoot = dir;
+    Dataset d = readDataset(dir + "/refs.jsonl", opt);
+    ASSERT_EQ(d.samples.size(), 4u);
+    EXPECT_EQ(d.samples[0].answers, (std::vector<std::string>{"red", "Red", "blue"}));
+    EXPECT_EQ(d.samples[0].answer.value_or(""), "red");  // the first of the list
+    EXPECT_EQ(d.samples[1].answers, (std::vector<std::string>{"x", "y"}));
+    EXPECT_EQ(d.samples[1].answer.value_or(""), "B");  // an explicit answer stays
+    EXPECT_EQ(d.samples[2].answers, (std::vector<std::string>{"cat"}));
+    EXPECT_TRUE(d.samples[3].answers.empty());
+    EXPECT_FALSE(d.samples[3].answer);
+
+    std::ofstream(dir + "/bad.jsonl") << R"({"image": "a.png", "question": "Q?", "answers": ["ok", 3]})"
+                                      << "\n";
+    try {
+        readDataset(dir + "/bad.jsonl", opt);
+        ADD_FAILURE() << "no error";
+    } catch (const sdrpn::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("bad.jsonl:1: answers must be a list of strings"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
 TEST(Jsonl, FormatCanBeForcedAndOpenDatasetReturnsAResult) {
     DatasetOptions opt;
     opt.format = DatasetFormat::Jsonl;
