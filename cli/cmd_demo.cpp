@@ -2,6 +2,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/pipeline/demo_data.h"
 #include "core/pipeline/demo_model.h"
 
 namespace sdrpn::cli {
@@ -33,6 +34,40 @@ int runMakeDemoModel(const Argv& argv) {
         return kExitFailed;
     }
     std::cout << "demo model written to " << args.positional()[0] << " (random weights)\n";
+    return kExitOk;
+}
+
+int runMakeDemoData(const Argv& argv) {
+    Args args(argv, {"count", "seed", "min-side", "max-side"}, {"overwrite", "help"});
+    if (args.flag("help") || args.positional().size() != 1) {
+        std::cout
+            << "usage: sdrpn make-demo-data DIR [--count N] [--seed N] [--min-side PX] [--max-side PX]\n"
+               "                            [--overwrite]\n\n"
+               "Makes a small synthetic question set in DIR for the SD-RPN loop on the demo model:\n"
+               "DIR/images/demo_NNNN.png (grey distractors and one small coloured target) and\n"
+               "DIR/questions.jsonl with {id, image, question, answer, bbox} per line. Use it with\n"
+               "`sdrpn label|eval --data DIR/questions.jsonl --images DIR`.\n";
+        return args.flag("help") ? kExitOk : kExitUsage;
+    }
+    pipeline::DemoDataOptions options;
+    options.count = args.getInt("count", options.count);
+    options.seed = static_cast<std::uint64_t>(args.getInt("seed", static_cast<int>(options.seed)));
+    options.minSide = args.getInt("min-side", options.minSide);
+    options.maxSide = args.getInt("max-side", options.maxSide);
+    options.overwrite = args.flag("overwrite");
+    JobContext ctx;
+    ctx.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
+    cancelOnInterrupt(&ctx);
+    auto r = pipeline::makeDemoDataset(args.positional()[0], options, ctx);
+    if (r.status().cancelled()) {
+        std::cerr << "\nsdrpn make-demo-data: cancelled\n";
+        return kExitCancelled;
+    }
+    if (!r) {
+        std::cerr << "\nsdrpn make-demo-data: " << r.message() << "\n";
+        return kExitFailed;
+    }
+    std::cout << "\n" << r.value().count << " questions written to " << r.value().questions << "\n";
     return kExitOk;
 }
 

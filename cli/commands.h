@@ -16,6 +16,7 @@ struct Command {
 };
 
 int runMakeDemoModel(const Argv& args);
+int runMakeDemoData(const Argv& args);
 int runAsk(const Argv& args);
 int runLabel(const Argv& args);
 int runMergeStores(const Argv& args);

@@ -16,6 +16,8 @@ const std::vector<sdrpn::cli::Command> kCommands = {
      &sdrpn::cli::runLabel},
     {"make-demo-model", "make the bundled demo model (random weights) in a folder",
      &sdrpn::cli::runMakeDemoModel},
+    {"make-demo-data", "make a small synthetic question set (images, answers, boxes) for the demo",
+     &sdrpn::cli::runMakeDemoData},
     {"merge-stores", "merge label stores (e.g. shards) into one", &sdrpn::cli::runMergeStores},
     {"store-info", "what a label store holds; one sample's labels", &sdrpn::cli::runStoreInfo},
     {"roi", "answer with SD-RPN: predict the RoI, zoom in, answer again", &sdrpn::cli::runRoi},
