@@ -1,31 +1,42 @@
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <sstream>
+#include <string>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/model_args.h"
+#include "cli/rpn_args.h"
 #include "core/io/image.h"
 #include "core/pipeline/ask.h"
+#include "core/pipeline/two_stage.h"
 
 namespace sdrpn::cli {
 namespace {
 
-const char* kAskUsage =
-    "usage: sdrpn ask --model DIR --image FILE (--question TEXT | --raw-prompt TEXT) [options]\n\n"
-    "Answers a question about an image, streaming the answer, and captures where every layer looks.\n\n"
-    "  --template T          vicuna_v1 | llava_v1 | llava_hf | raw (default: the model's own)\n"
-    "  --image-mode M        pad | crop (default: the model's preprocessor)\n"
-    "  --max-new-tokens N    default 128\n"
-    "  --temperature T       0 = greedy (default); > 0 samples\n"
-    "  --top-p P             nucleus sampling (default 1 = off)\n"
-    "  --seed N              sampling seed (default 0)\n"
-    "  --device D            cpu (default), cuda, cuda:N\n"
-    "  --dtype T             fp32 (default), bf16, fp16\n"
-    "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
-    "  --layers L            capture only these layers, e.g. 0,5,12 (default all)\n"
-    "  --dump FILE           write ids, pixels, logits and attention maps as safetensors\n"
-    "  --quiet               print only the answer\n";
+std::string askUsage() {
+    return "usage: sdrpn ask --model DIR --image FILE (--question TEXT | --raw-prompt TEXT) [options]\n\n"
+           "Answers a question about an image, streaming the answer, and captures where every layer looks.\n"
+           "With --sdrpn it answers with SD-RPN instead (sdrpn.md §4): the RPN predicts the region of\n"
+           "interest, its crop is encoded and added to the prompt, and the answer streamed is the one\n"
+           "with the zoomed tokens; the box, branch and RoI token count go to stderr.\n\n"
+           "  --template T          vicuna_v1 | llava_v1 | llava_hf | raw (default: the model's own)\n"
+           "  --image-mode M        pad | crop (default: the model's preprocessor)\n"
+           "  --max-new-tokens N    default 128\n"
+           "  --temperature T       0 = greedy (default); > 0 samples\n"
+           "  --top-p P             nucleus sampling (default 1 = off)\n"
+           "  --seed N              sampling seed (default 0)\n"
+           "  --device D            cpu (default), cuda, cuda:N\n"
+           "  --dtype T             fp32 (default), bf16, fp16\n"
+           "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
+           "  --layers L            capture only these layers, e.g. 0,5,12 (default all; not with --sdrpn)\n"
+           "  --dump FILE           write ids, pixels, logits and attention maps as safetensors (with\n"
+           "                        --sdrpn: the `sdrpn roi --dump` file)\n"
+           "  --quiet               print only the answer\n\n"
+           "SD-RPN (with --sdrpn):\n" +
+           rpnUsage("roi-preset");
+}
 
 std::vector<int> parseLayers(const std::string& text) {
     std::vector<int> layers;
@@ -43,15 +54,95 @@ std::vector<int> parseLayers(const std::string& text) {
     return layers;
 }
 
+// `sdrpn ask --sdrpn`: the two-stage answer without the baseline (answerTwoStage, baseline = false).
+int askSdrpn(const Args& args, const std::string& modelDir, const std::string& imagePath,
+             const pipeline::AskOptions& ask, const models::LoadOptions& load) {
+    if (args.has("layers")) throw UsageError("--layers does not apply with --sdrpn (nothing is captured)");
+    const RpnChoice rpnChoice = rpnChoiceFrom(args, modelDir);
+    const bool quiet = args.flag("quiet");
+    pipeline::TwoStageOptions options;
+    options.question = ask.question;
+    options.rawPrompt = ask.rawPrompt;
+    options.chatTemplate = ask.chatTemplate;
+    options.imageMode = ask.imageMode;
+    options.generation = ask.generation;
+    options.roi = roiSettingsFrom(args, "roi-preset");
+    options.baseline = false;
+
+    JobContext job;
+    if (!quiet) job.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
+    cancelOnInterrupt(&job);
+
+    io::ImageRgb8 image;
+    std::shared_ptr<const pipeline::LoadedModel> model;
+    if (int rc = loadImageAndModel("ask", imagePath, modelDir, load, job, image, model); rc != kExitOk)
+        return rc;
+    auto rpn = loadChosenRpn(rpnChoice, *model->backbone, job);
+    if (rpn.status().cancelled()) return kExitCancelled;
+    if (!rpn) {
+        std::cerr << "\nsdrpn ask: " << rpn.message() << "\n";
+        return kExitFailed;
+    }
+    if (!quiet) {
+        const RpnConfig& c = rpn.value()->config();
+        std::fprintf(stderr, "\rloaded %s in %.2f s; RPN K=%d T=%d (%s)\n", modelDir.c_str(),
+                     model->loadSeconds, c.K, c.T, rpnChoice.describe().c_str());
+    }
+    job.onProgress = nullptr;
+
+    auto result = pipeline::answerTwoStage(*model, rpn.value(), image, options, job,
+                                           [](pipeline::AnswerStage, const std::string& piece) {
+                                               std::fwrite(piece.data(), 1, piece.size(), stdout);
+                                               std::fflush(stdout);
+                                           });
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    if (result.status().cancelled()) {
+        std::cerr << "sdrpn ask: cancelled\n";
+        return kExitCancelled;
+    }
+    if (!result) {
+        std::cerr << "sdrpn ask: " << result.message() << "\n";
+        return kExitFailed;
+    }
+    const auto& r = result.value();
+    if (!quiet) {
+        const auto& roi = r.roi;
+        const auto& b = r.cropBox;
+        if (roi.zoom())
+            std::fprintf(stderr, "RoI: %s branch, box (%d,%d)-(%d,%d) px, %lld RoI tokens\n",
+                         roiBranchName(roi.branch), b.x0, b.y0, b.x1, b.y1,
+                         static_cast<long long>(r.roiTokens));
+        else
+            std::fprintf(stderr, "RoI: no zoom (%s), 0 RoI tokens\n", roi.reason.c_str());
+        const auto& t = r.timings;
+        std::fprintf(stderr,
+                     "%zu answer tokens | vision %.1f ms, pass 1 %.1f ms, RPN %.1f ms, crop encode %.1f ms, "
+                     "pass 2 %.1f ms, decode %.1f ms\n",
+                     r.roiAnswer.tokens.size(), t.vision * 1e3, t.pass1 * 1e3, t.rpn * 1e3,
+                     t.cropEncode * 1e3, t.pass2 * 1e3, t.decode * 1e3);
+    }
+    if (args.has("dump")) {
+        auto written = guarded([&] { pipeline::writeTwoStageDump(args.get("dump"), r); });
+        if (!written) {
+            std::cerr << "sdrpn ask: " << written.message() << "\n";
+            return kExitFailed;
+        }
+        if (!quiet) std::cerr << "wrote " << args.get("dump") << "\n";
+    }
+    return kExitOk;
+}
+
 }  // namespace
 
 int runAsk(const Argv& argv) {
-    Args args(argv,
-              {"model", "image", "question", "raw-prompt", "template", "image-mode", "max-new-tokens",
-               "temperature", "top-p", "seed", "device", "dtype", "vision-tower", "layers", "dump"},
-              {"quiet", "help"});
+    std::set<std::string> valued = {"model",      "image",          "question",     "raw-prompt", "template",
+                                    "image-mode", "max-new-tokens", "temperature",  "top-p",      "seed",
+                                    "device",     "dtype",          "vision-tower", "layers",     "dump"};
+    addRpnOptions(valued, "roi-preset");
+    Args args(argv, valued, {"sdrpn", "quiet", "help"});
     if (args.flag("help")) {
-        std::cout << kAskUsage;
+        std::cout << askUsage();
         return kExitOk;
     }
     const std::string modelDir = args.require("model");
@@ -75,6 +166,9 @@ int runAsk(const Argv& argv) {
     if (args.has("layers")) options.capture.layers = parseLayers(args.get("layers"));
 
     const models::LoadOptions load = loadOptionsFrom(args);
+    if (args.flag("sdrpn")) return askSdrpn(args, modelDir, imagePath, options, load);
+    for (const char* name : {"rpn", "rpn-k", "rpn-t", "thr", "roi-preset", "roi-settings"})
+        if (args.has(name)) throw UsageError(std::string("--") + name + " needs --sdrpn");
 
     JobContext job;
     if (!quiet) job.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };

@@ -1,84 +1,55 @@
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
+#include <set>
+#include <string>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/model_args.h"
+#include "cli/rpn_args.h"
 #include "core/io/image.h"
 #include "core/pipeline/two_stage.h"
 
 namespace sdrpn::cli {
 namespace {
 
-const char* kRoiUsage =
-    "usage: sdrpn roi --model DIR (--rpn CKPT | --rpn-k K --rpn-t T) --image FILE\n"
-    "                 (--question TEXT | --raw-prompt TEXT) [options]\n\n"
-    "Answers a question twice: from the image (baseline), then with SD-RPN's zoomed RoI tokens added\n"
-    "(two-stage). Prints both answers, the RoI and the time of each stage.\n\n"
-    "  --rpn CKPT            SD-RPN checkpoint (folder with config.json twig_K / twig_T, or a .safetensors\n"
-    "                        written by the studio)\n"
-    "  --rpn-k K --rpn-t T   without a checkpoint: initialise the twig from backbone layers K .. K+T-1\n"
-    "                        (\"twiginit\"; untrained, for trying the machinery)\n"
-    "  --thr T               RoI threshold (default 0.15; negative: relative to the peak)\n"
-    "  --preset NAME         RoI thresholds of a benchmark: textvqa_val, infovqa_val, chartqa, ocrbench,\n"
-    "                        docvqa_val, vstar_bench, pope, hrbench (--thr overrides)\n"
-    "  --roi-settings FILE   RoI settings JSON (as the studio saves them; --preset and --thr override)\n"
-    "  --no-baseline         skip the baseline answer (pass 1 then stops at layer K)\n"
-    "  --no-kv-reuse         pass 2 re-runs the whole prompt (the reference) instead of reusing pass 1's\n"
-    "                        [system | image] keys and values\n"
-    "  --template T          vicuna_v1 | llava_v1 | llava_hf | raw (default: the model's own)\n"
-    "  --image-mode M        pad | crop (default: the model's preprocessor)\n"
-    "  --max-new-tokens N    default 128\n"
-    "  --device D            cpu (default), cuda, cuda:N\n"
-    "  --dtype T             fp32 (default), bf16, fp16\n"
-    "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
-    "  --dump FILE           write RoI logits, blurred map, boxes, branch, crop box, answer ids and\n"
-    "                        timings as safetensors\n"
-    "  --quiet               print only the answers\n";
-
-int positiveInt(const Args& args, const std::string& name) {
-    const int v = args.getInt(name, -1);
-    if (v < 1) throw UsageError("--" + name + " must be a positive integer");
-    return v;
-}
-
-std::string readFile(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(path + ": cannot open");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+std::string roiUsage() {
+    return "usage: sdrpn roi --model DIR [--rpn CKPT | --rpn-k K --rpn-t T] --image FILE\n"
+           "                 (--question TEXT | --raw-prompt TEXT) [options]\n\n"
+           "Answers a question twice: from the image (baseline), then with SD-RPN's zoomed RoI tokens added\n"
+           "(two-stage). Prints both answers, the RoI and the time of each stage.\n\n" +
+           rpnUsage("preset") +
+           "  --no-baseline         skip the baseline answer (pass 1 then stops at layer K)\n"
+           "  --no-kv-reuse         pass 2 re-runs the whole prompt (the reference) instead of reusing\n"
+           "                        pass 1's [system | image] keys and values\n"
+           "  --template T          vicuna_v1 | llava_v1 | llava_hf | raw (default: the model's own)\n"
+           "  --image-mode M        pad | crop (default: the model's preprocessor)\n"
+           "  --max-new-tokens N    default 128\n"
+           "  --device D            cpu (default), cuda, cuda:N\n"
+           "  --dtype T             fp32 (default), bf16, fp16\n"
+           "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
+           "  --dump FILE           write RoI logits, blurred map, boxes, branch, crop box, answer ids and\n"
+           "                        timings as safetensors\n"
+           "  --quiet               print only the answers\n";
 }
 
 }  // namespace
 
 int runRoi(const Argv& argv) {
-    Args args(
-        argv,
-        {"model", "rpn", "rpn-k", "rpn-t", "image", "question", "raw-prompt", "thr", "preset", "roi-settings",
-         "template", "image-mode", "max-new-tokens", "device", "dtype", "vision-tower", "dump"},
-        {"no-baseline", "no-kv-reuse", "quiet", "help"});
+    std::set<std::string> valued = {"model",      "image",          "question", "raw-prompt", "template",
+                                    "image-mode", "max-new-tokens", "device",   "dtype",      "vision-tower",
+                                    "dump"};
+    addRpnOptions(valued, "preset");
+    Args args(argv, valued, {"no-baseline", "no-kv-reuse", "quiet", "help"});
     if (args.flag("help")) {
-        std::cout << kRoiUsage;
+        std::cout << roiUsage();
         return kExitOk;
     }
     const std::string modelDir = args.require("model");
     const std::string imagePath = args.require("image");
     if (!args.has("question") && !args.has("raw-prompt"))
         throw UsageError("give --question TEXT or --raw-prompt TEXT");
-    const bool fromCheckpoint = args.has("rpn");
-    if (fromCheckpoint && (args.has("rpn-k") || args.has("rpn-t")))
-        throw UsageError("give either --rpn CKPT or --rpn-k K --rpn-t T, not both");
-    if (!fromCheckpoint && !(args.has("rpn-k") && args.has("rpn-t")))
-        throw UsageError(
-            "give --rpn CKPT, or --rpn-k K and --rpn-t T to initialise the RPN from the backbone");
-    RpnConfig twig;
-    if (!fromCheckpoint) {
-        twig.K = positiveInt(args, "rpn-k");
-        twig.T = positiveInt(args, "rpn-t");
-    }
+    const RpnChoice rpnChoice = rpnChoiceFrom(args, modelDir);
     const bool quiet = args.flag("quiet");
 
     pipeline::TwoStageOptions options;
@@ -90,25 +61,7 @@ int runRoi(const Argv& argv) {
     if (options.generation.maxNewTokens < 1) throw UsageError("--max-new-tokens must be at least 1");
     options.baseline = !args.flag("no-baseline");
     options.reuseKv = !args.flag("no-kv-reuse");
-    auto settings = guarded([&] {
-        RoiSettings s;
-        if (args.has("roi-settings")) {
-            const std::string file = args.get("roi-settings");
-            s = RoiSettings::fromJsonText(readFile(file), file);
-        }
-        if (args.has("preset")) s = RoiSettings::fromPreset(args.get("preset"));
-        if (args.has("thr")) {
-            s.threshold = args.getDouble("thr", s.threshold);
-            s.preset = "custom";
-            s.validate("--thr");
-        }
-        return s;
-    });
-    if (!settings) {
-        std::cerr << "sdrpn roi: " << settings.message() << "\n";
-        return kExitUsage;
-    }
-    options.roi = settings.value();
+    options.roi = roiSettingsFrom(args, "preset");
 
     const models::LoadOptions load = loadOptionsFrom(args);
 
@@ -121,8 +74,7 @@ int runRoi(const Argv& argv) {
     if (int rc = loadImageAndModel("roi", imagePath, modelDir, load, job, image, model); rc != kExitOk)
         return rc;
     const models::Backbone& backbone = *model->backbone;
-    auto rpn = fromCheckpoint ? tryLoadRpn(args.get("rpn"), backbone, job)
-                              : guarded([&] { return initRpnFromBackbone(backbone, twig); });
+    auto rpn = loadChosenRpn(rpnChoice, backbone, job);
     if (rpn.status().cancelled()) return kExitCancelled;
     if (!rpn) {
         std::cerr << "\nsdrpn roi: " << rpn.message() << "\n";
@@ -131,8 +83,7 @@ int runRoi(const Argv& argv) {
     if (!quiet) {
         const RpnConfig& c = rpn.value()->config();
         std::fprintf(stderr, "\rloaded %s in %.2f s; RPN K=%d T=%d (%s)\n", modelDir.c_str(),
-                     model->loadSeconds, c.K, c.T,
-                     fromCheckpoint ? args.get("rpn").c_str() : "twiginit from the backbone");
+                     model->loadSeconds, c.K, c.T, rpnChoice.describe().c_str());
     }
     job.onProgress = nullptr;
 
