@@ -277,7 +277,7 @@ TEST_F(TrainRpn, ResumedRunEndsWhereAnUninterruptedOneDoes) {
     const auto lines = readLines(parts + "/metrics.jsonl");
     EXPECT_EQ(lines.size(), std::size_t(kSteps));
     EXPECT_EQ(lines.size(), readLines(whole + "/metrics.jsonl").size());
-    for (const auto& line : lines) EXPECT_EQ(line.find("123"), std::string::npos) << line;
+    for (const auto& line : lines) EXPECT_EQ(line.find("\"loss\": 123"), std::string::npos) << line;
 
     // A different batch cannot continue the checkpoint's sample order.
     TrainOptions other = opts(parts);
