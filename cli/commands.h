@@ -22,6 +22,8 @@ int runLabel(const Argv& args);
 int runMergeStores(const Argv& args);
 int runStoreInfo(const Argv& args);
 int runRoi(const Argv& args);
+int runEval(const Argv& args);
+int runTrain(const Argv& args);
 
 // Exit codes shared by the commands.
 constexpr int kExitOk = 0;

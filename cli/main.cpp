@@ -21,6 +21,8 @@ const std::vector<sdrpn::cli::Command> kCommands = {
     {"merge-stores", "merge label stores (e.g. shards) into one", &sdrpn::cli::runMergeStores},
     {"store-info", "what a label store holds; one sample's labels", &sdrpn::cli::runStoreInfo},
     {"roi", "answer with SD-RPN: predict the RoI, zoom in, answer again", &sdrpn::cli::runRoi},
+    {"eval", "baseline against SD-RPN on a dataset: accuracy, RoI IoU, time", &sdrpn::cli::runEval},
+    {"train", "train the SD-RPN twig on a label store's pseudo-labels", &sdrpn::cli::runTrain},
 };
 
 void usage(std::FILE* out) {
