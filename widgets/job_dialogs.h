@@ -1,0 +1,98 @@
+// The dialogs that start the studio's background jobs: "Label a dataset…" and "Train RPN…". They edit plain
+// values (no model, no core types) and refuse OK while a field is invalid, saying why under the form.
+//
+//   LabelDatasetDialog dialog(presetNames, this);
+//   dialog.setValues(lastValues);
+//   if (dialog.exec() == QDialog::Accepted) start(dialog.values());
+//
+// Thread affinity: GUI thread only.
+#pragma once
+
+#include <QDialog>
+#include <QString>
+#include <QStringList>
+
+class QCheckBox;
+class QComboBox;
+class QDialogButtonBox;
+class QDoubleSpinBox;
+class QLabel;
+class QLineEdit;
+class QSpinBox;
+
+struct LabelDialogValues {
+    QString dataset;    // LLaVA JSON or JSONL file
+    QString imageRoot;  // folder the dataset's image paths are relative to
+    QString store;      // label store file (created when missing; an existing one is resumed)
+    QString preset = QStringLiteral("llava-1.5-7b");
+    QString settingsFile;  // optional label settings JSON (overrides the preset)
+    int limit = 0;         // 0: every sample
+    int maxNewTokens = 128;
+};
+
+struct TrainDialogValues {
+    QString store;
+    QString imageRoot;
+    QString outDir;
+    int epochs = 1;
+    int maxSteps = 0;  // 0: the epochs decide
+    int batch = 8;
+    int accum = 1;
+    double lr = 5e-5;
+    bool resume = false;
+};
+
+class LabelDatasetDialog : public QDialog {
+    Q_OBJECT
+public:
+    explicit LabelDatasetDialog(const QStringList& presets, QWidget* parent = nullptr);
+
+    void setValues(const LabelDialogValues& values);
+    LabelDialogValues values() const;
+    // Why OK is refused, or empty when every field is valid.
+    QString validationMessage() const;
+
+public slots:
+    void accept() override;
+
+private:
+    void revalidate();
+
+    QLineEdit* m_dataset = nullptr;
+    QLineEdit* m_imageRoot = nullptr;
+    QLineEdit* m_store = nullptr;
+    QComboBox* m_preset = nullptr;
+    QLineEdit* m_settings = nullptr;
+    QSpinBox* m_limit = nullptr;
+    QSpinBox* m_maxTokens = nullptr;
+    QLabel* m_message = nullptr;
+    QDialogButtonBox* m_buttons = nullptr;
+};
+
+class TrainRpnDialog : public QDialog {
+    Q_OBJECT
+public:
+    explicit TrainRpnDialog(QWidget* parent = nullptr);
+
+    void setValues(const TrainDialogValues& values);
+    TrainDialogValues values() const;
+    QString validationMessage() const;
+
+public slots:
+    void accept() override;
+
+private:
+    void revalidate();
+
+    QLineEdit* m_store = nullptr;
+    QLineEdit* m_imageRoot = nullptr;
+    QLineEdit* m_outDir = nullptr;
+    QSpinBox* m_epochs = nullptr;
+    QSpinBox* m_maxSteps = nullptr;
+    QSpinBox* m_batch = nullptr;
+    QSpinBox* m_accum = nullptr;
+    QDoubleSpinBox* m_lr = nullptr;
+    QCheckBox* m_resume = nullptr;
+    QLabel* m_message = nullptr;
+    QDialogButtonBox* m_buttons = nullptr;
+};
