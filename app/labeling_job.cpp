@@ -52,6 +52,7 @@ JobId LabelingJob::start(std::shared_ptr<const sdrpn::pipeline::LoadedModel> mod
         emit failedToStart(why);
         return 0;
     };
+    if (!m_jobs || m_jobs->isShutDown()) return refuse(tr("the studio is shutting down"));
     if (m_job) return refuse(tr("a labeling job is already running"));
     if (!model) return refuse(tr("load a model first: the teacher is the loaded model"));
     if (options.dataset.isEmpty()) return refuse(tr("choose a dataset file"));

@@ -18,6 +18,7 @@
 #include <memory>
 
 #include <QObject>
+#include <QPointer>
 #include <QString>
 
 #include "app/job_manager.h"
@@ -74,7 +75,7 @@ signals:
 private:
     void onUpdate(const LabelingUpdate& update);
 
-    JobManager* m_jobs;
+    QPointer<JobManager> m_jobs;  // may go first when both are children of one window
     JobId m_job = 0;
     QString m_error;
     LabelingUpdate m_last;

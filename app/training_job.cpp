@@ -64,6 +64,7 @@ JobId TrainingJob::start(std::shared_ptr<const sdrpn::pipeline::LoadedModel> mod
         emit failedToStart(why);
         return 0;
     };
+    if (!m_jobs || m_jobs->isShutDown()) return refuse(tr("the studio is shutting down"));
     if (m_job) return refuse(tr("a training run is already going"));
     if (!model) return refuse(tr("load a model first: the RPN is trained on the loaded backbone"));
     if (options.store.isEmpty()) return refuse(tr("choose a label store"));

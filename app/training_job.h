@@ -21,6 +21,7 @@
 #include <memory>
 
 #include <QObject>
+#include <QPointer>
 #include <QString>
 
 #include "app/job_manager.h"
@@ -91,7 +92,7 @@ signals:
 private:
     void onStep(const TrainingPoint& point);
 
-    JobManager* m_jobs;
+    QPointer<JobManager> m_jobs;  // may go first when both are children of one window
     JobId m_job = 0;
     QString m_error;
     QString m_outDir;
