@@ -12,7 +12,8 @@ TokenSampler::TokenSampler(const GenerationOptions& options) : m_options(options
 
 std::int64_t TokenSampler::next(const torch::Tensor& logitsIn) {
     auto logits = logitsIn.detach().to(torch::kCPU, torch::kFloat).contiguous().view({-1});
-    const std::int64_t n = logits.numel();
+    std::int64_t n = logits.numel();
+    if (m_options.vocabLimit > 0) n = std::min(n, m_options.vocabLimit);
     TORCH_CHECK(n > 0, "sampler: empty logits");
     const float* data = logits.data_ptr<float>();
     if (!m_options.sample || m_options.temperature <= 0.0) {

@@ -35,6 +35,9 @@ struct GenerationOptions {
     bool stopAtEos = true;
     std::vector<std::int64_t> stopTokens;  // besides EOS
     bool keepStepLogits = true;
+    // > 0: only ids below it are ever chosen. Models pad their vocabulary (llava-hf: 32064 rows for a
+    // tokenizer of 32002); the padding rows have no text, so the pipeline limits choices to the tokenizer.
+    std::int64_t vocabLimit = 0;
 };
 
 enum class StopReason { Eos, StopToken, MaxTokens };

@@ -91,6 +91,7 @@ Result<AskResult> ask(const LoadedModel& model, const io::ImageRgb8& image, cons
         auto ctx = backbone.newContext();
         ctx->setCaptureRequest(options.capture);
         models::GenerationOptions gen = options.generation;
+        if (gen.vocabLimit <= 0) gen.vocabLimit = model.tokenizer->vocabSize();
         text::TextStream stream(*model.tokenizer);
         bool firstToken = true;
         torch::Tensor lastLogits;

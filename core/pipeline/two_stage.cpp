@@ -30,8 +30,9 @@ StageAnswer decodeAnswer(const LoadedModel& model, models::Context& ctx, const t
     auto onToken = [&](std::int64_t token, std::size_t) {
         if (token != eos) emit(stream.push(token));
     };
-    models::GenerationResult g =
-        models::generateFrom(backbone, ctx, lastLogits, options.generation, job, onToken);
+    models::GenerationOptions gen = options.generation;
+    if (gen.vocabLimit <= 0) gen.vocabLimit = model.tokenizer->vocabSize();
+    models::GenerationResult g = models::generateFrom(backbone, ctx, lastLogits, gen, job, onToken);
     emit(stream.finish());
     StageAnswer a;
     a.tokens = g.tokens;
