@@ -152,13 +152,14 @@ Result<void> makeDemoModel(const std::string& folder, const DemoModelOptions& o,
         writeText(dir / "preprocessor_config.json", pre.dump(2) + "\n");
         ctx.throwIfCancelled();
 
-        // 3. Weights: HF's initialisation (normal, std 0.02; norms 1; biases 0), fixed seed, stored fp16.
+        // 3. Weights: HF's initialisation (normal, std 0.02; norms 1; biases 0) except the language model's
+        // q/k projections (attentionStd), fixed seed, stored fp16.
         ctx.report(2, steps, "making random weights");
         torch::NoGradGuard noGrad;
         auto gen = at::detail::createCPUGenerator(o.seed);
         std::vector<std::pair<std::string, torch::Tensor>> t;
-        auto normal = [&](std::vector<std::int64_t> shape) {
-            return at::normal(0.0, 0.02, shape, gen).to(torch::kHalf);
+        auto normal = [&](std::vector<std::int64_t> shape, double std = 0.02) {
+            return at::normal(0.0, std, shape, gen).to(torch::kHalf);
         };
         auto ones = [](std::int64_t n) { return torch::ones({n}, torch::kHalf); };
         auto zeros = [](std::int64_t n) { return torch::zeros({n}, torch::kHalf); };
@@ -198,7 +199,11 @@ Result<void> makeDemoModel(const std::string& folder, const DemoModelOptions& o,
             const std::string p = l + "layers." + std::to_string(i) + ".";
             t.emplace_back(p + "input_layernorm.weight", ones(th));
             t.emplace_back(p + "post_attention_layernorm.weight", ones(th));
-            for (const char* n : {"q_proj", "k_proj", "v_proj", "o_proj"})
+            // Wider q/k than HF's 0.02: with 0.02 the scaled q·k of a model this narrow is ~0.1 and every
+            // head attends almost uniformly, which leaves nothing to see and no pseudo-label to learn.
+            for (const char* n : {"q_proj", "k_proj"})
+                t.emplace_back(p + "self_attn." + n + ".weight", normal({th, th}, o.attentionStd));
+            for (const char* n : {"v_proj", "o_proj"})
                 t.emplace_back(p + "self_attn." + n + ".weight", normal({th, th}));
             t.emplace_back(p + "mlp.gate_proj.weight", normal({ti, th}));
             t.emplace_back(p + "mlp.up_proj.weight", normal({ti, th}));
@@ -211,16 +216,19 @@ Result<void> makeDemoModel(const std::string& folder, const DemoModelOptions& o,
         io::saveTensors((dir / "model.safetensors").string(), t,
                         {{"format", "pt"},
                          {kDemoMetadataKey, kDemoMetadataValue},
-                         {"sdrpn.seed", std::to_string(o.seed)}});
-        writeText(dir / "README.txt",
-                  "SD-RPN Studio demo model\n\n"
-                  "A LLaVA-1.5 (llava-hf layout) with the real image geometry (336 px, patch 14, 24x24 image "
-                  "tokens)\n"
-                  "but tiny widths and RANDOM weights, made by `sdrpn make-demo-model` from seed " +
-                      std::to_string(o.seed) +
-                      ".\nIt shows the machinery (attention maps, labels, boxes, jobs), not meaning: its "
-                      "answers are "
-                      "nonsense.\n");
+                         {"sdrpn.seed", std::to_string(o.seed)},
+                         {"sdrpn.demo_version", std::to_string(kDemoModelVersion)}});
+        writeText(
+            dir / "README.txt",
+            "SD-RPN Studio demo model (demo model version " + std::to_string(kDemoModelVersion) +
+                ")\n\n"
+                "A LLaVA-1.5 (llava-hf layout) with the real image geometry (336 px, patch 14, 24x24 image "
+                "tokens)\n"
+                "but tiny widths and RANDOM weights, made by `sdrpn make-demo-model` from seed " +
+                std::to_string(o.seed) +
+                ".\nIt shows the machinery (attention maps, labels, boxes, jobs), not meaning: its "
+                "answers are "
+                "nonsense.\n");
         ctx.report(steps, steps, "done");
     });
 }

@@ -24,12 +24,16 @@ struct DemoModelOptions {
     int textLayers = 8;
     int textHeads = 8;
     int textIntermediate = 688;
-    bool overwrite = false;  // refuse to write into a folder that already holds a model unless set
+    double attentionStd = 0.12;  // std of the language model's q_proj / k_proj (peaked, not uniform, maps)
+    bool overwrite = false;      // refuse to write into a folder that already holds a model unless set
 };
 
 // The safetensors `__metadata__` key/value that marks random weights (the studio warns about them).
 constexpr const char* kDemoMetadataKey = "sdrpn.demo";
 constexpr const char* kDemoMetadataValue = "random";
+// Bumped whenever the same seed makes different weights; written to the metadata ("sdrpn.demo_version") and
+// to README.txt ("demo model version N"), so scripts can tell a stale demo folder.
+constexpr int kDemoModelVersion = 2;
 
 // Writes config.json, preprocessor_config.json, tokenizer.model, model.safetensors and README.txt into
 // `folder` (created if needed). Progress through ctx; cancel leaves no half-written model.safetensors.

@@ -55,8 +55,9 @@ LabelSettings qwenPreset(const std::string& name, std::vector<HeadGroup> groundi
 }  // namespace
 
 std::vector<std::string> LabelSettings::presetNames() {
-    return {"llava-1.5-7b",          "llava-1.5-13b", "qwen2.5-vl-7b",         "qwen2.5-vl-7b-natural",
-            "qwen2.5-vl-7b-textual", "qwen2.5-vl-3b", "qwen2.5-vl-3b-natural", "qwen2.5-vl-3b-textual"};
+    return {"llava-1.5-7b",          "llava-1.5-13b",         "qwen2.5-vl-7b",
+            "qwen2.5-vl-7b-natural", "qwen2.5-vl-7b-textual", "qwen2.5-vl-3b",
+            "qwen2.5-vl-3b-natural", "qwen2.5-vl-3b-textual", "demo"};
 }
 
 LabelSettings LabelSettings::fromPreset(const std::string& name) {
@@ -77,6 +78,17 @@ LabelSettings LabelSettings::fromPreset(const std::string& name) {
     if (name == "qwen2.5-vl-3b" || name == "qwen2.5-vl-3b-natural")
         return qwenPreset(name, {{21, {9, 11}}, {22, {0, 7}}}, {{8, {1, 13}}});
     if (name == "qwen2.5-vl-3b-textual") return qwenPreset(name, {{20, {1, 4}}, {22, {14}}}, {});
+    if (name == "demo") {
+        // The bundled demo model (8 layers, 8 heads, random weights): the LLaVA recipe on the head mean of
+        // layer 3, the input of its default twig (K = 4), as layer 14 is for K = 15.
+        LabelSettings s;
+        s.preset = name;
+        s.grounding = {{3, {}}};
+        s.sink = {};              // its random heads spread no sink pattern worth removing
+        s.foregroundRatio = 0.7;  // its peaks are single cells: keep the top of them
+        s.backgroundRatio = 0.2;
+        return s;
+    }
     std::string list;
     for (const auto& n : presetNames()) list += (list.empty() ? "" : ", ") + n;
     throw Error("unknown label preset '" + name + "' (known: " + list + ")");
