@@ -32,13 +32,20 @@ void cancelOnInterrupt(void* jobContext) {
 void printProgress(double fraction, const std::string& message) {
     if (fraction < 0) fraction = 0;
     if (fraction > 1) fraction = 1;
-    // At most ~10 updates a second, but always the last one.
+    // A terminal gets one line redrawn at most ~10 times a second; a log file or pipe gets whole lines, at
+    // most one every 5 s. The last update always prints.
+    static const bool tty = ::isatty(STDERR_FILENO) == 1;
     static auto last = std::chrono::steady_clock::time_point{};
     const auto now = std::chrono::steady_clock::now();
-    if (fraction < 1 && now - last < std::chrono::milliseconds(100)) return;
+    const auto every = tty ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000);
+    if (fraction < 1 && now - last < every) return;
     last = now;
-    std::fprintf(stderr, "\r[%3d%%] %-60.60s", int(fraction * 100 + 0.5), message.c_str());
-    if (fraction >= 1) std::fprintf(stderr, "\n");
+    if (tty) {
+        std::fprintf(stderr, "\r[%3d%%] %-60.60s", int(fraction * 100 + 0.5), message.c_str());
+        if (fraction >= 1) std::fprintf(stderr, "\n");
+    } else {
+        std::fprintf(stderr, "[%3d%%] %s\n", int(fraction * 100 + 0.5), message.c_str());
+    }
     std::fflush(stderr);
 }
 
