@@ -11,6 +11,7 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QImageReader>
+#include <QKeyEvent>
 #include <QLabel>
 #include <QMenu>
 #include <QMenuBar>
@@ -19,18 +20,24 @@
 #include <QProgressBar>
 #include <QScrollArea>
 #include <QSettings>
+#include <QSplitter>
 #include <QStatusBar>
 #include <QToolBar>
 #include <QToolButton>
+#include <QVBoxLayout>
 
 #include "app/attention_controller.h"
 #include "app/image_io.h"
+#include "app/threshold_controller.h"
 #include "widgets/ask_panel.h"
 #include "widgets/attention_panel.h"
 #include "widgets/heatmap_overlay.h"
 #include "widgets/image_view.h"
 #include "widgets/jobs_panel.h"
+#include "widgets/label_overlay.h"
 #include "widgets/model_card_panel.h"
+#include "widgets/roi_overlay.h"
+#include "widgets/threshold_panel.h"
 
 #ifndef SDRPN_VERSION
 #define SDRPN_VERSION "dev"
@@ -38,7 +45,7 @@
 
 namespace {
 
-constexpr int kStateVersion = 2;  // bump when docks change so an old saved layout is not restored
+constexpr int kStateVersion = 3;  // bump when docks change so an old saved layout is not restored
 constexpr int kStatusTimeoutMs = 8000;
 const QSize kDefaultSize(1400, 900);
 
@@ -88,9 +95,8 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     m_jobs = new JobManager(this);
     m_model = new ModelSession(m_jobs, this);
     m_asks = new AskSession(m_jobs, this);
-    m_view = new ImageView;
-    m_view->setObjectName(QStringLiteral("ImageView"));
-    setCentralWidget(m_view);
+    m_rpn = new RpnSession(m_jobs, this);
+    setCentralWidget(buildCentre());
 
     buildActions();
     buildMenus();
@@ -98,12 +104,15 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     buildDocks();
     buildStatusBar();
     m_attention = new AttentionController(m_view, m_attentionPanel, this);
+    m_thresholds = new ThresholdController(m_thresholdPanel, m_labelView, m_roiView, this);
     connectJobs();
     connectModelSession();
     connectAskSession();
+    connectRpnSession();
+    connectThresholds();
 
     connect(m_view, &ImageView::viewChanged, this, &MainWindow::updateZoomLabel);
-    connect(m_view, &ImageView::hoveredPixelChanged, this, [this](const QPoint& pixel, bool inside) {
+    auto hovered = [this](const QPoint& pixel, bool inside) {
         if (!inside) {
             m_pixelLabel->clear();
             m_cellLabel->clear();
@@ -117,8 +126,8 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
                                   .arg(c.red())
                                   .arg(c.green())
                                   .arg(c.blue()));
-    });
-    connect(m_view, &ImageView::urlsDropped, this, [this](const QList<QUrl>& urls) {
+    };
+    auto dropped = [this](const QList<QUrl>& urls) {
         for (const QUrl& url : urls) {
             if (url.isLocalFile()) {
                 openPath(url.toLocalFile());
@@ -126,8 +135,13 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
                 showError(tr("Cannot open"), tr("%1: only local files can be opened").arg(url.toString()));
             }
         }
-    });
-    connect(m_view, &ImageView::imageDropped, this, &MainWindow::setPastedImage);
+    };
+    for (ImageView* view : {m_view, m_labelView, m_roiView}) {
+        connect(view, &ImageView::hoveredPixelChanged, this, hovered);
+        connect(view, &ImageView::urlsDropped, this, dropped);
+        connect(view, &ImageView::imageDropped, this, &MainWindow::setPastedImage);
+        connect(view, &ImageView::viewChanged, this, [this, view] { syncViews(view); });
+    }
     connect(m_ask, &AskPanel::askRequested, this, &MainWindow::onAskRequested);
     connect(m_ask, &AskPanel::stopRequested, this, &MainWindow::stopAnswer);
     connect(m_card, &ModelCardPanel::openModelRequested, this, &MainWindow::openModelDialog);
@@ -138,6 +152,8 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     updateZoomLabel();
     updateAskAvailability();
     updateProgress();
+    updateRpnStatus();
+    updateCaptions();
     statusBar()->showMessage(tr("Ready"), kStatusTimeoutMs);
 }
 
@@ -201,6 +217,44 @@ void MainWindow::buildActions() {
     m_cancelAllAction = new QAction(tr("&Cancel All Jobs"), this);
     connect(m_cancelAllAction, &QAction::triggered, m_jobs, &JobManager::cancelAll);
 
+    m_openRpnAction = new QAction(tr("Open &RPN Checkpoint…"), this);
+    m_openRpnAction->setShortcut(QKeySequence(tr("Ctrl+Shift+R")));
+    m_openRpnAction->setStatusTip(
+        tr("Load an SD-RPN checkpoint for the loaded model (a folder with model.twig_layers.*, or a "
+           ".safetensors file)"));
+    connect(m_openRpnAction, &QAction::triggered, this, &MainWindow::openRpnDialog);
+    m_twiginitAction = new QAction(tr("&Untrained RPN from the Model (twiginit)"), this);
+    m_twiginitAction->setStatusTip(
+        tr("Build an RPN from the model's own layers, without training: shows the machinery, not a "
+           "trained RoI"));
+    connect(m_twiginitAction, &QAction::triggered, this, &MainWindow::initRpnFromModel);
+    m_loadThresholdsAction = new QAction(tr("&Load Thresholds…"), this);
+    m_loadThresholdsAction->setStatusTip(tr("Load label or RoI settings (JSON, as the CLI reads them)"));
+    connect(m_loadThresholdsAction, &QAction::triggered, this, &MainWindow::loadThresholdsDialog);
+    m_saveThresholdsAction = new QAction(tr("Save &Thresholds…"), this);
+    m_saveThresholdsAction->setStatusTip(
+        tr("Save the label settings and the RoI settings as JSON files for the CLI"));
+    connect(m_saveThresholdsAction, &QAction::triggered, this, &MainWindow::saveThresholdsDialog);
+
+    m_overlayAction = new QAction(tr("Attention &Overlay"), this);
+    m_overlayAction->setCheckable(true);
+    m_overlayAction->setChecked(true);
+    m_overlayAction->setShortcut(QKeySequence(Qt::Key_O));
+    m_denoisedAction = new QAction(tr("&Denoised View"), this);
+    m_denoisedAction->setCheckable(true);
+    m_denoisedAction->setChecked(true);
+    m_denoisedAction->setShortcut(QKeySequence(Qt::Key_D));
+    connect(m_denoisedAction, &QAction::toggled, this, &MainWindow::setDenoisedViewVisible);
+    m_roiAction = new QAction(tr("&RoI View"), this);
+    m_roiAction->setCheckable(true);
+    m_roiAction->setChecked(false);
+    m_roiAction->setShortcut(QKeySequence(Qt::Key_R));
+    connect(m_roiAction, &QAction::toggled, this, &MainWindow::setRoiViewVisible);
+
+    m_shortcutsAction = new QAction(tr("&Keyboard Shortcuts"), this);
+    m_shortcutsAction->setShortcut(QKeySequence(Qt::Key_F1));
+    connect(m_shortcutsAction, &QAction::triggered, this, &MainWindow::showKeyboardShortcuts);
+
     m_aboutAction = new QAction(tr("&About SD-RPN Studio"), this);
     m_aboutAction->setMenuRole(QAction::AboutRole);
     connect(m_aboutAction, &QAction::triggered, this, &MainWindow::showAbout);
@@ -217,8 +271,14 @@ void MainWindow::buildMenus() {
     connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::rebuildRecentMenu);
     rebuildRecentMenu();
     file->addSeparator();
+    file->addAction(m_openRpnAction);
+    file->addAction(m_twiginitAction);
+    file->addSeparator();
     file->addAction(m_openSessionAction);
     file->addAction(m_saveSessionAction);
+    file->addSeparator();
+    file->addAction(m_loadThresholdsAction);
+    file->addAction(m_saveThresholdsAction);
     file->addSeparator();
     file->addAction(m_exportViewAction);
     file->addSeparator();
@@ -233,12 +293,29 @@ void MainWindow::buildMenus() {
     view->addAction(m_zoomOutAction);
     view->addAction(m_fitAction);
     view->addAction(m_actualSizeAction);
+    view->addSeparator();
+    view->addAction(m_overlayAction);
+    view->addAction(m_denoisedAction);
+    view->addAction(m_roiAction);
+    view->addSeparator();
+    // The arrows act when no text field or slider takes them (keyPressEvent); the menu shows the keys.
+    const QString arrowText = QStringLiteral("%1\t%2");
+    view->addAction(arrowText.arg(tr("Previous Layer"), QKeySequence(Qt::Key_Left).toString()), this,
+                    [this] { m_attentionPanel->selectPreviousLayer(); });
+    view->addAction(arrowText.arg(tr("Next Layer"), QKeySequence(Qt::Key_Right).toString()), this,
+                    [this] { m_attentionPanel->selectNextLayer(); });
+    view->addAction(arrowText.arg(tr("Previous Head"), QKeySequence(Qt::Key_Up).toString()), this,
+                    [this] { m_attentionPanel->selectPreviousHead(); });
+    view->addAction(arrowText.arg(tr("Next Head"), QKeySequence(Qt::Key_Down).toString()), this,
+                    [this] { m_attentionPanel->selectNextHead(); });
     view->addSeparator();  // dock toggles are added in buildDocks()
 
     QMenu* jobs = menuBar()->addMenu(tr("&Jobs"));
     jobs->setObjectName(QStringLiteral("JobsMenu"));
 
     QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(m_shortcutsAction);
+    help->addSeparator();
     help->addAction(m_aboutAction);
     help->addAction(m_aboutQtAction);
 }
@@ -297,6 +374,18 @@ void MainWindow::buildDocks() {
     m_attentionDock->setWidget(m_attentionPanel);
     addDockWidget(Qt::BottomDockWidgetArea, m_attentionDock);
 
+    m_thresholdPanel = new ThresholdPanel;
+    auto* thresholdScroll = new QScrollArea;
+    thresholdScroll->setWidget(m_thresholdPanel);
+    thresholdScroll->setWidgetResizable(true);
+    thresholdScroll->setFrameShape(QFrame::NoFrame);
+    m_thresholdDock = new QDockWidget(tr("Thresholds"), this);
+    m_thresholdDock->setObjectName(QStringLiteral("ThresholdsDock"));
+    m_thresholdDock->setWidget(thresholdScroll);
+    addDockWidget(Qt::RightDockWidgetArea, m_thresholdDock);
+    tabifyDockWidget(m_modelDock, m_thresholdDock);
+    m_modelDock->raise();
+
     m_jobsPanel = new JobsPanel;
     m_jobsDock = new QDockWidget(tr("Jobs"), this);
     m_jobsDock->setObjectName(QStringLiteral("JobsDock"));
@@ -311,6 +400,7 @@ void MainWindow::buildDocks() {
 
     if (auto* view = menuBar()->findChild<QMenu*>(QStringLiteral("ViewMenu"))) {
         view->addAction(m_modelDock->toggleViewAction());
+        view->addAction(m_thresholdDock->toggleViewAction());
         view->addAction(m_askDock->toggleViewAction());
         view->addAction(m_attentionDock->toggleViewAction());
         view->addAction(m_jobsDock->toggleViewAction());
@@ -376,6 +466,9 @@ void MainWindow::connectJobs() {
 
 void MainWindow::connectModelSession() {
     connect(m_model, &ModelSession::loadStarted, this, [this](const QString& folder) {
+        // An RPN reads its own backbone's hidden states: it goes with the model.
+        m_rpn->clear();
+        m_thresholds->setRoiAnswer(nullptr);
         m_card->showLoading(folder, -1, tr("Starting…"));
         statusBar()->showMessage(tr("Loading model %1…").arg(fileName(folder)));
         updateTitle();
@@ -390,6 +483,7 @@ void MainWindow::connectModelSession() {
         if (m_model->isDemoModel()) message += tr(" (demo model: random weights)");
         statusBar()->showMessage(message, kStatusTimeoutMs);
         updateTitle();
+        updateRpnStatus();
         if (m_restore) {
             m_restore->waitingForModel = false;
             maybeFinishSessionRestore();
@@ -476,9 +570,14 @@ void MainWindow::applyImage(const QImage& image, const QString& path) {
         m_asks->clearResult();
         m_attention->setResult(nullptr);
     }
+    if (m_rpn->isRunning()) m_rpn->stop();
+    m_rpn->clearResult();
+    m_thresholds->setRoiAnswer(nullptr);
     m_imagePath = path;
     if (!path.isEmpty()) m_pastedPng.clear();
     m_view->setImage(image);
+    m_labelView->setImage(image);
+    m_roiView->setImage(image);
     if (m_restore && m_restore->view) {
         m_view->setViewState(*m_restore->view);
         m_restore->view.reset();
@@ -601,6 +700,8 @@ bool MainWindow::openSession(const QString& path) {
         m_imagePath.clear();
         m_pastedPng.clear();
         m_view->clear();
+        m_labelView->clear();
+        m_roiView->clear();
         updateTitle();
         updateAskAvailability();
     }
@@ -767,12 +868,27 @@ bool MainWindow::ask(const QString& question) {
     AskRequest request;
     request.question = text;
     request.maxNewTokens = m_ask->maxNewTokens();
-    return m_asks->ask(m_model->pipelineModel(), m_view->image(), request) != 0;
+    if (!m_ask->sdrpnEnabled()) {
+        if (m_rpn->isRunning()) m_rpn->stop();
+        return m_asks->ask(m_model->pipelineModel(), m_view->image(), request) != 0;
+    }
+    if (!m_rpn->hasRpn() || m_rpn->model() != m_model->pipelineModel().get()) {
+        reason = m_rpn->state() == RpnSession::State::Loading
+                     ? tr("Wait for the RPN to finish loading.")
+                     : tr("SD-RPN needs an RPN: open a checkpoint (File › Open RPN Checkpoint…) or use "
+                          "File › Untrained RPN from the Model.");
+        m_ask->setInfo(reason, true);
+        statusBar()->showMessage(reason, kStatusTimeoutMs);
+        return false;
+    }
+    if (m_asks->isRunning()) m_asks->stop();
+    return m_rpn->ask(m_model->pipelineModel(), m_view->image(), request, m_thresholds->roiSettings()) != 0;
 }
 
 void MainWindow::stopAnswer() {
-    if (!m_asks->isRunning()) return;
+    if (!m_asks->isRunning() && !m_rpn->isRunning()) return;
     m_asks->stop();
+    m_rpn->stop();
     statusBar()->showMessage(tr("Stopping the answer…"), kStatusTimeoutMs);
 }
 
@@ -959,4 +1075,370 @@ void MainWindow::dropEvent(QDropEvent* event) {
         setPastedImage(qvariant_cast<QImage>(mime->imageData()));
     }
     event->acceptProposedAction();
+}
+
+// ------------------------------------------------------------------------------ views, thresholds, RPN
+
+QWidget* MainWindow::buildCentre() {
+    auto makePane = [](ImageView* view, QLabel** caption) {
+        auto* pane = new QWidget;
+        auto* layout = new QVBoxLayout(pane);
+        layout->setContentsMargins(0, 0, 0, 0);
+        layout->setSpacing(0);
+        auto* label = new QLabel;
+        label->setTextFormat(Qt::RichText);
+        label->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Fixed);
+        label->setContentsMargins(6, 3, 6, 3);
+        label->setAutoFillBackground(true);
+        label->setBackgroundRole(QPalette::AlternateBase);
+        *caption = label;
+        layout->addWidget(label);
+        layout->addWidget(view, 1);
+        return pane;
+    };
+    m_view = new ImageView;
+    m_view->setObjectName(QStringLiteral("ImageView"));
+    m_labelView = new ImageView;
+    m_labelView->setObjectName(QStringLiteral("LabelView"));
+    m_labelView->setPlaceholderText(tr("The denoised view: ask a question to see the labels."));
+    m_roiView = new ImageView;
+    m_roiView->setObjectName(QStringLiteral("RoiView"));
+    m_roiView->setPlaceholderText(tr("The RoI view: ask with SD-RPN to see where the RPN zooms."));
+    m_views = new QSplitter(Qt::Horizontal);
+    m_views->setChildrenCollapsible(false);
+    m_views->addWidget(makePane(m_view, &m_rawCaption));
+    m_labelPane = makePane(m_labelView, &m_labelCaption);
+    m_roiPane = makePane(m_roiView, &m_roiCaption);
+    m_views->addWidget(m_labelPane);
+    m_views->addWidget(m_roiPane);
+    m_roiPane->hide();
+    return m_views;
+}
+
+void MainWindow::syncViews(ImageView* source) {
+    // One zoom and centre for every view: they show the same image.
+    if (m_syncingViews || !source->hasImage()) return;
+    m_syncingViews = true;
+    const ImageViewState state = source->viewState();
+    for (ImageView* view : {m_view, m_labelView, m_roiView}) {
+        if (view == source || !view->hasImage()) continue;
+        const ImageViewState other = view->viewState();
+        if (other.fitToView != state.fitToView || other.zoom != state.zoom || other.center != state.center)
+            view->setViewState(state);
+    }
+    m_syncingViews = false;
+}
+
+bool MainWindow::isDenoisedViewVisible() const {
+    return !m_labelPane->isHidden();
+}
+
+bool MainWindow::isRoiViewVisible() const {
+    return !m_roiPane->isHidden();
+}
+
+void MainWindow::setDenoisedViewVisible(bool visible) {
+    if (visible == isDenoisedViewVisible()) return;
+    m_labelPane->setVisible(visible);
+    m_denoisedAction->setChecked(visible);
+    QList<int> sizes;
+    for (int i = 0; i < m_views->count(); ++i) sizes << 1000;
+    m_views->setSizes(sizes);
+    syncViews(m_view);
+}
+
+void MainWindow::setRoiViewVisible(bool visible) {
+    if (visible == isRoiViewVisible()) return;
+    m_roiPane->setVisible(visible);
+    m_roiAction->setChecked(visible);
+    QList<int> sizes;
+    for (int i = 0; i < m_views->count(); ++i) sizes << 1000;
+    m_views->setSizes(sizes);
+    syncViews(m_view);
+}
+
+void MainWindow::updateCaptions() {
+    auto caption = [](const QString& title, const QString& detail) {
+        QString text = QStringLiteral("<b>%1</b>").arg(title.toHtmlEscaped());
+        if (!detail.isEmpty()) text += QStringLiteral("&nbsp;&nbsp;") + detail;
+        return text;
+    };
+    QString raw;
+    if (m_attention && m_attention->result() && m_attention->selectedLayer() >= 0) {
+        const int head = m_attentionPanel->headIndex();
+        raw = tr("layer %1 · %2")
+                  .arg(m_attention->selectedLayer())
+                  .arg(head >= 0 ? tr("head %1").arg(head) : tr("mean of heads"))
+                  .toHtmlEscaped();
+    }
+    m_rawCaption->setText(caption(tr("Raw attention"), raw));
+
+    auto swatch = [](const QColor& c) {
+        return QStringLiteral("<span style=\"color:%1\">■</span>").arg(c.name());
+    };
+    QString labels;
+    if (m_thresholds && m_thresholds->hasLabels()) {
+        const LabelCounts n = m_thresholds->labelCounts();
+        labels =
+            tr("%1 fg %2 &nbsp;%3 bg %4 &nbsp;%5 ignore %6 &nbsp;%7 sinks %8")
+                .arg(swatch(LabelOverlay::foregroundColor()))
+                .arg(n.foreground)
+                .arg(swatch(LabelOverlay::backgroundColor()))
+                .arg(n.background)
+                .arg(swatch(LabelOverlay::ignoreColor()))
+                .arg(n.ignore)
+                .arg(
+                    QStringLiteral("<span style=\"color:%1\">✕</span>").arg(LabelOverlay::sinkColor().name()))
+                .arg(n.sinks);
+        if (!m_thresholds->labelMessage().isEmpty())
+            labels += QStringLiteral("<br>") + m_thresholds->labelMessage().toHtmlEscaped();
+    } else if (m_thresholds) {
+        labels = m_thresholds->labelMessage().toHtmlEscaped();
+    }
+    m_labelCaption->setText(caption(tr("Denoised labels"), labels));
+    m_roiCaption->setText(
+        caption(tr("SD-RPN RoI"), m_thresholds ? m_thresholds->roiCaption().toHtmlEscaped() : QString()));
+}
+
+void MainWindow::connectThresholds() {
+    // The maps follow the attention result; the grounding may follow the viewed layer and head.
+    connect(m_attention, &AttentionController::mapChanged, this, [this] {
+        if (m_thresholdsMaps != m_attention->result()) {
+            m_thresholdsMaps = m_attention->result();
+            m_thresholds->setMaps(m_thresholdsMaps);
+            // Maps to label: the thresholds are what the user tunes next.
+            if (m_thresholdsMaps) m_thresholdDock->raise();
+        }
+        if (m_attention->result())
+            m_thresholdPanel->setViewSelection(m_attention->selectedLayer(), m_attentionPanel->headIndex());
+        updateCaptions();
+    });
+    connect(m_thresholds, &ThresholdController::labelsChanged, this, &MainWindow::updateCaptions);
+    connect(m_thresholds, &ThresholdController::roiChanged, this, &MainWindow::updateCaptions);
+    connect(m_thresholdPanel, &ThresholdPanel::loadRequested, this, &MainWindow::loadThresholdsDialog);
+    connect(m_thresholdPanel, &ThresholdPanel::saveRequested, this, &MainWindow::saveThresholdsDialog);
+    connect(m_overlayAction, &QAction::toggled, m_attentionPanel, &AttentionPanel::setOverlayVisible);
+    connect(m_attentionPanel, &AttentionPanel::overlayVisibilityChanged, m_overlayAction,
+            &QAction::setChecked);
+}
+
+void MainWindow::updateRpnStatus() {
+    QString text;
+    switch (m_rpn->state()) {
+        case RpnSession::State::Empty:
+            text = m_model->pipelineModel() ? tr("no RPN: File › Open RPN Checkpoint… or Untrained RPN")
+                                            : tr("no RPN (open a model first)");
+            break;
+        case RpnSession::State::Loading:
+            text = tr("loading the RPN…");
+            break;
+        case RpnSession::State::Ready:
+            text = tr("RPN: %1").arg(m_rpn->description());
+            break;
+        case RpnSession::State::Failed:
+            text = tr("the RPN could not be loaded");
+            break;
+    }
+    m_ask->setRpnStatus(text, m_rpn->state() == RpnSession::State::Failed ? m_rpn->errorMessage() : text);
+    const bool model = m_model->pipelineModel() != nullptr;
+    m_openRpnAction->setEnabled(model);
+    m_twiginitAction->setEnabled(model);
+}
+
+void MainWindow::connectRpnSession() {
+    connect(m_rpn, &RpnSession::stateChanged, this, &MainWindow::updateRpnStatus);
+    connect(m_model, &ModelSession::stateChanged, this, &MainWindow::updateRpnStatus);
+    connect(m_rpn, &RpnSession::loaded, this, [this](const QString& description) {
+        statusBar()->showMessage(tr("RPN ready: %1").arg(description), kStatusTimeoutMs);
+        m_ask->setSdrpnEnabled(true);
+        setRoiViewVisible(true);
+    });
+    connect(m_rpn, &RpnSession::loadFailed, this,
+            [this](const QString& message) { showError(tr("Cannot load the RPN"), message); });
+    connect(m_rpn, &RpnSession::started, this, [this](const QString& question) {
+        m_ask->clearAnswer();
+        m_ask->setInfo(tr("Answering with SD-RPN: baseline, then the RoI crop…"));
+        m_thresholds->setRoiAnswer(nullptr);
+        // Maps of another question no longer describe this one.
+        if (m_attention->result() && m_attention->result()->question != question) {
+            m_asks->clearResult();
+            m_attention->setResult(nullptr, tr("SD-RPN answers capture no attention maps: ask with SD-RPN "
+                                               "off to see where each layer looks."));
+        }
+        statusBar()->showMessage(tr("Answering with SD-RPN…"));
+    });
+    connect(m_rpn, &RpnSession::runningChanged, this, [this](bool running) {
+        m_ask->setBusy(running);
+        m_stopAnswerAction->setEnabled(running);
+    });
+    connect(m_rpn, &RpnSession::baselineText, m_ask, &AskPanel::appendAnswer);
+    connect(m_rpn, &RpnSession::roiText, m_ask, &AskPanel::appendRoiAnswer);
+    connect(m_rpn, &RpnSession::answered, this, [this] {
+        const auto result = m_rpn->result();
+        m_ask->setAnswer(result->baselineAnswer);
+        m_ask->setRoiAnswer(result->roiAnswer);
+        QString info = describeTwoStageTimes(result->times);
+        info +=
+            result->roi.zoom()
+                ? tr("\nRoI: %1 branch, crop %2 × %3 px, %4 RoI tokens%5")
+                      .arg(QString::fromLatin1(sdrpn::roiBranchName(result->roi.branch)))
+                      .arg(result->roi.sourceBox.width())
+                      .arg(result->roi.sourceBox.height())
+                      .arg(result->roiTokens)
+                      .arg(result->kvReused ? tr(" (pass 2 reused the prefix's keys and values)") : QString())
+                : tr("\nNo RoI above the threshold: the RoI answer is the baseline's.");
+        m_ask->setInfo(info);
+        m_thresholds->setRoiAnswer(result);
+        setRoiViewVisible(true);
+        statusBar()->showMessage(tr("SD-RPN answered in %1 s").arg(result->times.total(), 0, 'f', 2),
+                                 kStatusTimeoutMs);
+    });
+    connect(m_rpn, &RpnSession::stopped, this, [this] {
+        m_ask->setInfo(tr("Stopped."));
+        statusBar()->showMessage(tr("Answer stopped"), kStatusTimeoutMs);
+    });
+    connect(m_rpn, &RpnSession::failed, this, [this](const QString& message) {
+        m_ask->setInfo(message, true);
+        showError(tr("Cannot answer with SD-RPN"), message);
+    });
+    connect(m_ask, &AskPanel::sdrpnToggled, this, [this](bool on) {
+        if (on && m_rpn->result()) setRoiViewVisible(true);
+    });
+}
+
+bool MainWindow::openRpn(const QString& path) {
+    if (path.isEmpty()) return false;
+    if (!m_model->pipelineModel()) {
+        showError(tr("Cannot load the RPN"),
+                  tr("Open a model first: an RPN belongs to the model whose hidden states it reads."));
+        return false;
+    }
+    statusBar()->showMessage(tr("Loading RPN %1…").arg(fileName(path)));
+    return m_rpn->load(m_model->pipelineModel(), path) != 0;
+}
+
+bool MainWindow::initRpnFromModel() {
+    if (!m_model->pipelineModel()) {
+        showError(tr("Cannot make an RPN"),
+                  tr("Open a model first: the untrained RPN is built from the model's own layers."));
+        return false;
+    }
+    return m_rpn->initFromModel(m_model->pipelineModel()) != 0;
+}
+
+void MainWindow::openRpnDialog() {
+    const QString path = QFileDialog::getOpenFileName(
+        this, tr("Open RPN Checkpoint"), dialogDir("rpn"),
+        tr("SD-RPN checkpoints (*.safetensors config.json *.index.json);;All files (*)"));
+    if (path.isEmpty()) return;
+    rememberDialogDir("rpn", QFileInfo(path).absolutePath());
+    openRpn(path);
+}
+
+void MainWindow::loadThresholdsDialog() {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Load Thresholds"), dialogDir("settings"),
+                                                      tr("Settings (*.json);;All files (*)"));
+    if (path.isEmpty()) return;
+    rememberDialogDir("settings", QFileInfo(path).absolutePath());
+    QString error;
+    if (!m_thresholds->loadSettings(path, &error)) {
+        showError(tr("Cannot load thresholds"), error);
+        return;
+    }
+    statusBar()->showMessage(tr("Thresholds loaded from %1").arg(fileName(path)), kStatusTimeoutMs);
+}
+
+void MainWindow::saveThresholdsDialog() {
+    QString path = QFileDialog::getSaveFileName(this, tr("Save Label Settings"), dialogDir("settings"),
+                                                tr("Label settings (*.json)"));
+    if (path.isEmpty()) return;
+    if (!path.endsWith(QLatin1String(".json"), Qt::CaseInsensitive)) path += QLatin1String(".json");
+    rememberDialogDir("settings", QFileInfo(path).absolutePath());
+    // Two files, one per settings object, as the CLI takes them: labels.json and labels.roi.json.
+    QString roiPath = path;
+    roiPath.insert(roiPath.size() - 5, QLatin1String(".roi"));
+    QString error;
+    if (!m_thresholds->saveLabelSettings(path, &error) || !m_thresholds->saveRoiSettings(roiPath, &error)) {
+        showError(tr("Cannot save thresholds"), error);
+        return;
+    }
+    statusBar()->showMessage(
+        tr("Label settings saved to %1, RoI settings to %2").arg(fileName(path), fileName(roiPath)),
+        kStatusTimeoutMs);
+}
+
+QList<QPair<QString, QString>> MainWindow::keyboardShortcuts() const {
+    QList<QPair<QString, QString>> list = {
+        {tr("← / →"), tr("Previous / next layer")},
+        {tr("↑ / ↓"), tr("Previous / next head (mean of heads first)")},
+        {tr("Ctrl+Enter"), tr("Ask (in the question box)")},
+        {tr("Esc"), tr("Stop the answer (in the question box)")},
+        {tr("+ / −"), tr("Zoom in / out (in an image view)")},
+        {tr("0 or F"), tr("Fit to the view (in an image view)")},
+        {tr("1"), tr("Actual size (in an image view)")},
+    };
+    QStringList seen;
+    for (const QMenu* menu : menuBar()->findChildren<QMenu*>()) {
+        for (QAction* action : menu->actions()) {
+            if (action->isSeparator() || action->menu()) continue;
+            QString text = action->text();
+            if (text.contains(QLatin1Char('\t'))) continue;  // the arrow keys, listed above
+            text.remove(QLatin1Char('&'));
+            QStringList sequences;
+            for (const QKeySequence& sequence : action->shortcuts())
+                sequences << sequence.toString(QKeySequence::NativeText);
+            const QString keys = sequences.join(tr(" or "));
+            if (keys.isEmpty() || seen.contains(text)) continue;
+            seen << text;
+            list.append({keys, text.remove(QStringLiteral("…"))});
+        }
+    }
+    return list;
+}
+
+void MainWindow::showKeyboardShortcuts() {
+    QString html = QStringLiteral("<table cellspacing=\"0\" cellpadding=\"3\">");
+    for (const auto& [keys, what] : keyboardShortcuts())
+        html += QStringLiteral("<tr><td><b>%1</b></td><td>&nbsp;&nbsp;%2</td></tr>")
+                    .arg(keys.toHtmlEscaped(), what.toHtmlEscaped());
+    html += QStringLiteral("</table>");
+    if (!m_shortcutsBox) {
+        m_shortcutsBox = new QMessageBox(this);
+        m_shortcutsBox->setAttribute(Qt::WA_DeleteOnClose);
+        m_shortcutsBox->setWindowTitle(tr("Keyboard Shortcuts"));
+        m_shortcutsBox->setTextFormat(Qt::RichText);
+        m_shortcutsBox->setStandardButtons(QMessageBox::Close);
+        m_shortcutsBox->setWindowModality(Qt::NonModal);
+    }
+    m_shortcutsBox->setText(html);
+    m_shortcutsBox->show();
+    m_shortcutsBox->raise();
+}
+
+void MainWindow::keyPressEvent(QKeyEvent* event) {
+    // Reached only when the focused widget (a text field, a slider, a spin box) did not use the key.
+    const Qt::KeyboardModifiers mods = event->modifiers() & ~Qt::KeypadModifier;
+    if (mods == Qt::NoModifier) {
+        switch (event->key()) {
+            case Qt::Key_Left:
+                m_attentionPanel->selectPreviousLayer();
+                event->accept();
+                return;
+            case Qt::Key_Right:
+                m_attentionPanel->selectNextLayer();
+                event->accept();
+                return;
+            case Qt::Key_Up:
+                m_attentionPanel->selectPreviousHead();
+                event->accept();
+                return;
+            case Qt::Key_Down:
+                m_attentionPanel->selectNextHead();
+                event->accept();
+                return;
+            default:
+                break;
+        }
+    }
+    QMainWindow::keyPressEvent(event);
 }

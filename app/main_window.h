@@ -17,14 +17,27 @@
 // layer / head / query as a HeatmapOverlay on the image and fills the Attention dock (layer strip); the
 // status bar reads out the cell under the cursor. Changing the selection never runs the model.
 //
+// The centre shows the image up to three times side by side, zoom and pan kept in sync: the raw attention
+// map, its denoised form (SD-RPN's pseudo-labels: foreground / background / ignore cells, sink cells, the
+// foreground box; ThresholdController) and, after an SD-RPN answer, the RPN's RoI (blurred probabilities,
+// components, crop box). The Thresholds dock edits the label and RoI settings; every edit redraws from the
+// kept maps and logits without a job. File › Open RPN Checkpoint… (or the untrained twig of the model) and
+// the SD-RPN box of the Question dock make Ask run the two-stage answer (RpnSession): baseline and RoI
+// answers side by side with the time per stage.
+//
+// Keys: ←/→ layer, ↑/↓ head (when no text field or slider has the focus), O heat-map overlay, D denoised
+// view, R RoI view; Help › Keyboard Shortcuts lists them all.
+//
 // Thread affinity: GUI thread.
 #pragma once
 
 #include <optional>
 
 #include <QImage>
+#include <QList>
 #include <QMap>
 #include <QMainWindow>
+#include <QPair>
 #include <QPointer>
 #include <QString>
 
@@ -32,6 +45,7 @@
 #include "app/job_manager.h"
 #include "app/model_session.h"
 #include "app/recent_files.h"
+#include "app/rpn_session.h"
 #include "app/session_file.h"
 
 class AskPanel;
@@ -47,6 +61,9 @@ class QLabel;
 class QMenu;
 class QMessageBox;
 class QProgressBar;
+class QSplitter;
+class ThresholdController;
+class ThresholdPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -70,6 +87,16 @@ public:
     std::shared_ptr<HeatmapOverlay> heatmapOverlay() const;
     ModelCardPanel* modelCardPanel() const { return m_card; }
     JobsPanel* jobsPanel() const { return m_jobsPanel; }
+    // The denoised (labels) and RoI views beside the raw one; the Thresholds dock and its controller.
+    ImageView* labelView() const { return m_labelView; }
+    ImageView* roiView() const { return m_roiView; }
+    ThresholdPanel* thresholdPanel() const { return m_thresholdPanel; }
+    ThresholdController* thresholds() const { return m_thresholds; }
+    RpnSession* rpnSession() const { return m_rpn; }
+    bool isDenoisedViewVisible() const;
+    bool isRoiViewVisible() const;
+    // Every keyboard shortcut: (keys, what they do), as Help › Keyboard Shortcuts lists them.
+    QList<QPair<QString, QString>> keyboardShortcuts() const;
 
     // The file the current image came from; empty for a pasted image or none.
     QString imagePath() const { return m_imagePath; }
@@ -98,6 +125,13 @@ public slots:
     // Restores asynchronously (model and image load as jobs); sessionRestored() when all is in place.
     bool openSession(const QString& path);
     bool exportView(const QString& path);
+    // Loads an SD-RPN checkpoint (folder, config.json or .safetensors) for the loaded model as a job.
+    bool openRpn(const QString& path);
+    // An untrained RPN from the loaded model's own layers (twiginit), as a job.
+    bool initRpnFromModel();
+    void setDenoisedViewVisible(bool visible);
+    void setRoiViewVisible(bool visible);
+    void showKeyboardShortcuts();
     void setQuestion(const QString& question);
     // Asks `question` (the question box's text when empty) about the current image. False, with the reason
     // in the answer area and the status bar, when there is no model or image; an answer under way is
@@ -116,6 +150,7 @@ protected:
     void closeEvent(QCloseEvent* event) override;
     void dragEnterEvent(QDragEnterEvent* event) override;
     void dropEvent(QDropEvent* event) override;
+    void keyPressEvent(QKeyEvent* event) override;
 
 private slots:
     void openModelDialog();
@@ -125,6 +160,9 @@ private slots:
     void exportViewDialog();
     void showAbout();
     void onAskRequested(const QString& question);
+    void openRpnDialog();
+    void loadThresholdsDialog();
+    void saveThresholdsDialog();
 
 private:
     void buildActions();
@@ -134,6 +172,12 @@ private:
     void buildStatusBar();
     void connectModelSession();
     void connectAskSession();
+    void connectRpnSession();
+    void connectThresholds();
+    QWidget* buildCentre();
+    void syncViews(ImageView* source);
+    void updateCaptions();
+    void updateRpnStatus();
     void connectJobs();
     void rebuildRecentMenu();
     void updateTitle();
@@ -157,6 +201,21 @@ private:
     AttentionPanel* m_attentionPanel = nullptr;
     AttentionController* m_attention = nullptr;
     JobsPanel* m_jobsPanel = nullptr;
+    ImageView* m_labelView = nullptr;
+    ImageView* m_roiView = nullptr;
+    QWidget* m_labelPane = nullptr;
+    QWidget* m_roiPane = nullptr;
+    QLabel* m_rawCaption = nullptr;
+    QLabel* m_labelCaption = nullptr;
+    QLabel* m_roiCaption = nullptr;
+    QSplitter* m_views = nullptr;
+    bool m_syncingViews = false;
+    std::shared_ptr<const QuestionResult> m_thresholdsMaps;  // the maps the thresholds label
+    ThresholdPanel* m_thresholdPanel = nullptr;
+    ThresholdController* m_thresholds = nullptr;
+    RpnSession* m_rpn = nullptr;
+    QDockWidget* m_thresholdDock = nullptr;
+    QPointer<QMessageBox> m_shortcutsBox;
     QDockWidget* m_modelDock = nullptr;
     QDockWidget* m_askDock = nullptr;
     QDockWidget* m_attentionDock = nullptr;
@@ -191,6 +250,14 @@ private:
     QAction* m_cancelAllAction = nullptr;
     QAction* m_stopAnswerAction = nullptr;
     QAction* m_clearJobsAction = nullptr;
+    QAction* m_openRpnAction = nullptr;
+    QAction* m_twiginitAction = nullptr;
+    QAction* m_loadThresholdsAction = nullptr;
+    QAction* m_saveThresholdsAction = nullptr;
+    QAction* m_overlayAction = nullptr;
+    QAction* m_denoisedAction = nullptr;
+    QAction* m_roiAction = nullptr;
+    QAction* m_shortcutsAction = nullptr;
     QAction* m_aboutAction = nullptr;
     QAction* m_aboutQtAction = nullptr;
 

@@ -469,7 +469,6 @@ void ThresholdPanel::syncControls() {
         m_groundingHeads->setText(headsText(g0.value(QStringLiteral("heads")).toArray()));
     m_groundingLayer->setEnabled(!followView());
     m_groundingHeads->setEnabled(!followView());
-    m_follow->setChecked(m_follow->isChecked());
     QStringList more;
     for (int i = 1; i < grounding.size(); ++i) {
         const QJsonObject g = grounding[i].toObject();
