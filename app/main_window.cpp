@@ -395,7 +395,7 @@ void MainWindow::buildDocks() {
     m_attentionDock->raise();
 
     resizeDocks({m_modelDock}, {420}, Qt::Horizontal);
-    resizeDocks({m_modelDock, m_askDock}, {400, 400}, Qt::Vertical);
+    resizeDocks({m_modelDock, m_askDock}, {480, 320}, Qt::Vertical);
     resizeDocks({m_attentionDock}, {m_attentionPanel->sizeHint().height()}, Qt::Vertical);
 
     if (auto* view = menuBar()->findChild<QMenu*>(QStringLiteral("ViewMenu"))) {

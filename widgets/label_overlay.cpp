@@ -72,15 +72,17 @@ void LabelOverlay::paint(QPainter& painter, const QRectF&, double zoom) {
     }
     if (!m_sinks.empty()) {
         // A small cross in the middle of every sink cell, sized by the cell but never below a few pixels.
-        QPen pen(sinkColor());
+        QColor colour = sinkColor();
+        colour.setAlpha(170);
+        QPen pen(colour);
         pen.setCosmetic(true);
-        pen.setWidthF(1.6);
+        pen.setWidthF(1.2);
         painter.setPen(pen);
         for (std::size_t i = 0; i < m_sinks.size(); ++i) {
             if (!m_sinks[i] || m_cells[i].isEmpty()) continue;
             const QRectF& cell = m_cells[i];
             const double r =
-                std::max(std::min(cell.width(), cell.height()) * 0.28, 2.5 / std::max(zoom, 1e-6));
+                std::max(std::min(cell.width(), cell.height()) * 0.2, 2.5 / std::max(zoom, 1e-6));
             const QPointF c = cell.center();
             painter.drawLine(c + QPointF(-r, -r), c + QPointF(r, r));
             painter.drawLine(c + QPointF(-r, r), c + QPointF(r, -r));
