@@ -5,6 +5,8 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QDir>
+#include <QFileInfo>
 #include <QIcon>
 #include <QPixmap>
 #include <QTimer>
@@ -94,8 +96,19 @@ int runStudio(QApplication& app, const StudioOptions& options) {
     }
     window.show();
     if (!options.sessionPath.isEmpty()) window.openSession(options.sessionPath);
-    if (!options.modelFolder.isEmpty()) window.openModel(options.modelFolder);
-    if (!options.imagePath.isEmpty()) window.openImage(options.imagePath);
+    QString modelFolder = options.modelFolder, imagePath = options.imagePath;
+    if (modelFolder.isEmpty() && options.sessionPath.isEmpty()) {
+        // Installed: the packaged demo model and sample image (share/sdrpn-studio beside bin/).
+        const QDir share(QCoreApplication::applicationDirPath() + QStringLiteral("/../share/sdrpn-studio"));
+        if (QFileInfo::exists(share.filePath(QStringLiteral("models/demo/model.safetensors")))) {
+            modelFolder = QDir::cleanPath(share.filePath(QStringLiteral("models/demo")));
+            if (imagePath.isEmpty() &&
+                QFileInfo::exists(share.filePath(QStringLiteral("samples/street.png"))))
+                imagePath = QDir::cleanPath(share.filePath(QStringLiteral("samples/street.png")));
+        }
+    }
+    if (!modelFolder.isEmpty()) window.openModel(modelFolder);
+    if (!imagePath.isEmpty()) window.openImage(imagePath);
     if (!options.question.isEmpty()) window.setQuestion(options.question);
     if (options.maxNewTokens > 0) window.askPanel()->setMaxNewTokens(options.maxNewTokens);
     if (!screenshotMode) return app.exec();
