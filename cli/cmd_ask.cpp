@@ -77,20 +77,11 @@ int askSdrpn(const Args& args, const std::string& modelDir, const std::string& i
     std::shared_ptr<const pipeline::LoadedModel> model;
     if (int rc = loadImageAndModel("ask", imagePath, modelDir, load, job, image, model); rc != kExitOk)
         return rc;
-    auto rpn = loadChosenRpn(rpnChoice, *model->backbone, job);
-    if (rpn.status().cancelled()) return kExitCancelled;
-    if (!rpn) {
-        std::cerr << "\nsdrpn ask: " << rpn.message() << "\n";
-        return kExitFailed;
-    }
-    if (!quiet) {
-        const RpnConfig& c = rpn.value()->config();
-        std::fprintf(stderr, "\rloaded %s in %.2f s; RPN K=%d T=%d (%s)\n", modelDir.c_str(),
-                     model->loadSeconds, c.K, c.T, rpnChoice.describe().c_str());
-    }
+    Rpn rpn{nullptr};
+    if (const int rc = loadRpnFor("ask", rpnChoice, *model, quiet, "", job, rpn); rc != kExitOk) return rc;
     job.onProgress = nullptr;
 
-    auto result = pipeline::answerTwoStage(*model, rpn.value(), image, options, job,
+    auto result = pipeline::answerTwoStage(*model, rpn, image, options, job,
                                            [](pipeline::AnswerStage, const std::string& piece) {
                                                std::fwrite(piece.data(), 1, piece.size(), stdout);
                                                std::fflush(stdout);

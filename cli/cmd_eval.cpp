@@ -111,23 +111,8 @@ int runEval(const Argv& argv) {
     }
     const std::string modelDir = args.require("model");
     const std::string dataPath = args.require("data");
-    if (!args.has("images"))
-        throw UsageError("missing required option --images (the dataset's image folder)");
     const bool quiet = args.flag("quiet");
-
-    data::DatasetOptions datasetOptions;
-    datasetOptions.imageRoot = args.get("images");
-    datasetOptions.limit = args.getInt("limit", -1);
-    if (args.has("limit") && datasetOptions.limit < 1) throw UsageError("--limit must be at least 1");
-    if (args.has("format")) {
-        const std::string f = args.get("format");
-        if (f == "jsonl")
-            datasetOptions.format = data::DatasetFormat::Jsonl;
-        else if (f == "llava-json" || f == "json")
-            datasetOptions.format = data::DatasetFormat::LlavaJson;
-        else
-            throw UsageError("--format expects llava-json or jsonl, got '" + f + "'");
-    }
+    const data::DatasetOptions datasetOptions = datasetOptionsFrom(args, false);
 
     pipeline::EvalOptions options;
     options.postPrompt = postPromptFrom(args.get("post-prompt"));
@@ -154,24 +139,14 @@ int runEval(const Argv& argv) {
     JobContext job;
     cancelOnInterrupt(&job);
     if (!quiet) job.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
-    auto model = pipeline::loadModel(modelDir, load, job);
-    if (model.status().cancelled()) return kExitCancelled;
-    if (!model) {
-        std::cerr << "\nsdrpn eval: " << model.message() << "\n";
-        return kExitFailed;
-    }
-    auto rpn = loadChosenRpn(rpnChoice, *model.value()->backbone, job);
-    if (rpn.status().cancelled()) return kExitCancelled;
-    if (!rpn) {
-        std::cerr << "\nsdrpn eval: " << rpn.message() << "\n";
-        return kExitFailed;
-    }
-    if (!quiet) {
-        const RpnConfig& c = rpn.value()->config();
-        std::fprintf(stderr, "\rloaded %s in %.2f s; RPN K=%d T=%d (%s); RoI threshold %g (%s)\n",
-                     modelDir.c_str(), model.value()->loadSeconds, c.K, c.T, rpnChoice.describe().c_str(),
-                     options.roi.threshold, options.roi.preset.c_str());
-    }
+    std::shared_ptr<const pipeline::LoadedModel> model;
+    if (const int rc = loadModelFor("eval", modelDir, load, job, model); rc != kExitOk) return rc;
+    Rpn rpn{nullptr};
+    char thresholdNote[96];
+    std::snprintf(thresholdNote, sizeof thresholdNote, "; RoI threshold %g (%s)", options.roi.threshold,
+                  options.roi.preset.c_str());
+    if (const int rc = loadRpnFor("eval", rpnChoice, *model, quiet, thresholdNote, job, rpn); rc != kExitOk)
+        return rc;
     job.onProgress = nullptr;
 
     ProgressLine progress;
@@ -179,8 +154,7 @@ int runEval(const Argv& argv) {
     if (!quiet)
         onSample = [&](const pipeline::EvalRow*, std::int64_t done, std::int64_t total,
                        const std::string& key) { progress.update(done, total, key); };
-    const pipeline::EvalReport report =
-        pipeline::evaluate(*model.value(), rpn.value(), d, options, job, onSample);
+    const pipeline::EvalReport report = pipeline::evaluate(*model, rpn, d, options, job, onSample);
     if (!quiet && !d.samples.empty()) std::fputc('\n', stderr);
 
     std::fputs(pipeline::evalReportMarkdown(report, false).c_str(), stdout);

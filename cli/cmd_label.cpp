@@ -103,30 +103,8 @@ int runLabel(const Argv& argv) {
     const std::string modelDir = args.require("model");
     const std::string dataPath = args.require("data");
     const std::string storePath = args.require("store");
-    if (!args.has("images"))
-        throw UsageError("missing required option --images (the dataset's image folder)");
     const bool quiet = args.flag("quiet");
-
-    data::DatasetOptions datasetOptions;
-    datasetOptions.imageRoot = args.get("images");
-    if (args.has("shard")) {
-        try {
-            datasetOptions.shard = data::Shard::parse(args.get("shard"));
-        } catch (const Error& e) {
-            throw UsageError(std::string("--shard: ") + e.what());
-        }
-    }
-    datasetOptions.limit = args.getInt("limit", -1);
-    if (args.has("limit") && datasetOptions.limit < 1) throw UsageError("--limit must be at least 1");
-    if (args.has("format")) {
-        const std::string f = args.get("format");
-        if (f == "jsonl")
-            datasetOptions.format = data::DatasetFormat::Jsonl;
-        else if (f == "llava-json" || f == "json")
-            datasetOptions.format = data::DatasetFormat::LlavaJson;
-        else
-            throw UsageError("--format expects llava-json or jsonl, got '" + f + "'");
-    }
+    const data::DatasetOptions datasetOptions = datasetOptionsFrom(args, true);
 
     data::LabelingOptions options;
     if (args.has("settings")) {
@@ -177,17 +155,13 @@ int runLabel(const Argv& argv) {
     JobContext job;
     cancelOnInterrupt(&job);
     if (!quiet) job.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
-    auto model = pipeline::loadModel(modelDir, load, job);
-    if (model.status().cancelled()) return kExitCancelled;
-    if (!model) {
-        std::cerr << "\nsdrpn label: " << model.message() << "\n";
-        return kExitFailed;
-    }
-    if (!quiet) std::fprintf(stderr, "\rloaded %s in %.2f s\n", modelDir.c_str(), model.value()->loadSeconds);
-    for (int layer : allHeadLayers) options.extra.addAllHeads(layer, model.value()->backbone->headCount());
+    std::shared_ptr<const pipeline::LoadedModel> model;
+    if (const int rc = loadModelFor("label", modelDir, load, job, model); rc != kExitOk) return rc;
+    if (!quiet) std::fprintf(stderr, "\rloaded %s in %.2f s\n", modelDir.c_str(), model->loadSeconds);
+    for (int layer : allHeadLayers) options.extra.addAllHeads(layer, model->backbone->headCount());
     job.onProgress = nullptr;
 
-    data::PipelineTeacher teacher(model.value(), ask);
+    data::PipelineTeacher teacher(model, ask);
     std::function<void(const data::LabelingProgress&)> onProgress;
     if (!quiet) onProgress = [](const data::LabelingProgress& p) { printLabelingProgress(p, p.key.empty()); };
     const data::LabelingSummary s = data::runLabeling(d, store.value(), teacher, options, job, onProgress);

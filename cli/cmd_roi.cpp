@@ -73,18 +73,8 @@ int runRoi(const Argv& argv) {
     std::shared_ptr<const pipeline::LoadedModel> model;
     if (int rc = loadImageAndModel("roi", imagePath, modelDir, load, job, image, model); rc != kExitOk)
         return rc;
-    const models::Backbone& backbone = *model->backbone;
-    auto rpn = loadChosenRpn(rpnChoice, backbone, job);
-    if (rpn.status().cancelled()) return kExitCancelled;
-    if (!rpn) {
-        std::cerr << "\nsdrpn roi: " << rpn.message() << "\n";
-        return kExitFailed;
-    }
-    if (!quiet) {
-        const RpnConfig& c = rpn.value()->config();
-        std::fprintf(stderr, "\rloaded %s in %.2f s; RPN K=%d T=%d (%s)\n", modelDir.c_str(),
-                     model->loadSeconds, c.K, c.T, rpnChoice.describe().c_str());
-    }
+    Rpn rpn{nullptr};
+    if (const int rc = loadRpnFor("roi", rpnChoice, *model, quiet, "", job, rpn); rc != kExitOk) return rc;
     job.onProgress = nullptr;
 
     pipeline::AnswerStage current = pipeline::AnswerStage::Baseline;
@@ -100,7 +90,7 @@ int runRoi(const Argv& argv) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);
     };
-    auto result = pipeline::answerTwoStage(*model, rpn.value(), image, options, job, onText);
+    auto result = pipeline::answerTwoStage(*model, rpn, image, options, job, onText);
     if (started) std::fputc('\n', stdout);
     std::fflush(stdout);
     if (result.status().cancelled()) {

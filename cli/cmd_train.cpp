@@ -172,13 +172,9 @@ int runTrain(const Argv& argv) {
     JobContext job;
     cancelOnInterrupt(&job);
     if (!quiet) job.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
-    auto model = pipeline::loadModel(modelDir, load, job);
-    if (model.status().cancelled()) return kExitCancelled;
-    if (!model) {
-        std::cerr << "\nsdrpn train: " << model.message() << "\n";
-        return kExitFailed;
-    }
-    if (!quiet) std::fprintf(stderr, "\rloaded %s in %.2f s\n", modelDir.c_str(), model.value()->loadSeconds);
+    std::shared_ptr<const pipeline::LoadedModel> model;
+    if (const int rc = loadModelFor("train", modelDir, load, job, model); rc != kExitOk) return rc;
+    if (!quiet) std::fprintf(stderr, "\rloaded %s in %.2f s\n", modelDir.c_str(), model->loadSeconds);
 
     // The progress line between the per-N-steps lines: step, loss, rate and ETA.
     if (!quiet)
@@ -195,7 +191,7 @@ int runTrain(const Argv& argv) {
             (long long)m.validCells, clock(m.seconds).c_str(), clock(m.etaSeconds).c_str());
         std::fflush(stdout);
     };
-    auto r = pipeline::trainRpn(*model.value(), o, job, onStep);
+    auto r = pipeline::trainRpn(*model, o, job, onStep);
     if (!quiet) std::fprintf(stderr, "\r%-80s\r", "");
     if (r.status().cancelled()) {
         std::cerr << "sdrpn train: interrupted before the first step; nothing written\n";

@@ -14,6 +14,44 @@ models::LoadOptions loadOptionsFrom(const Args& args) {
     return load;
 }
 
+int loadModelFor(const std::string& command, const std::string& modelDir, const models::LoadOptions& load,
+                 JobContext& job, std::shared_ptr<const pipeline::LoadedModel>& model) {
+    auto loaded = pipeline::loadModel(modelDir, load, job);
+    if (loaded.status().cancelled()) return kExitCancelled;
+    if (!loaded) {
+        std::cerr << "\nsdrpn " << command << ": " << loaded.message() << "\n";
+        return kExitFailed;
+    }
+    model = loaded.value();
+    return kExitOk;
+}
+
+data::DatasetOptions datasetOptionsFrom(const Args& args, bool withShard) {
+    if (!args.has("images"))
+        throw UsageError("missing required option --images (the dataset's image folder)");
+    data::DatasetOptions options;
+    options.imageRoot = args.get("images");
+    if (withShard && args.has("shard")) {
+        try {
+            options.shard = data::Shard::parse(args.get("shard"));
+        } catch (const Error& e) {
+            throw UsageError(std::string("--shard: ") + e.what());
+        }
+    }
+    options.limit = args.getInt("limit", -1);
+    if (args.has("limit") && options.limit < 1) throw UsageError("--limit must be at least 1");
+    if (args.has("format")) {
+        const std::string f = args.get("format");
+        if (f == "jsonl")
+            options.format = data::DatasetFormat::Jsonl;
+        else if (f == "llava-json" || f == "json")
+            options.format = data::DatasetFormat::LlavaJson;
+        else
+            throw UsageError("--format expects llava-json or jsonl, got '" + f + "'");
+    }
+    return options;
+}
+
 int loadImageAndModel(const std::string& command, const std::string& imagePath, const std::string& modelDir,
                       const models::LoadOptions& load, JobContext& job, io::ImageRgb8& image,
                       std::shared_ptr<const pipeline::LoadedModel>& model) {
@@ -22,15 +60,9 @@ int loadImageAndModel(const std::string& command, const std::string& imagePath, 
         std::cerr << "sdrpn " << command << ": " << loadedImage.message() << "\n";
         return kExitFailed;
     }
-    auto loaded = pipeline::loadModel(modelDir, load, job);
-    if (loaded.status().cancelled()) return kExitCancelled;
-    if (!loaded) {
-        std::cerr << "\nsdrpn " << command << ": " << loaded.message() << "\n";
-        return kExitFailed;
-    }
-    image = std::move(loadedImage).value();
-    model = loaded.value();
-    return kExitOk;
+    const int rc = loadModelFor(command, modelDir, load, job, model);
+    if (rc == kExitOk) image = std::move(loadedImage).value();
+    return rc;
 }
 
 }  // namespace sdrpn::cli

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/args.h"
+#include "core/data/dataset.h"
 #include "core/io/image.h"
 #include "core/jobs.h"
 #include "core/models/load_options.h"
@@ -17,6 +18,15 @@ models::LoadOptions loadOptionsFrom(const Args& args);
 
 // Reads the image, then loads the model (progress through job). Returns kExitOk, kExitFailed or
 // kExitCancelled; on failure the reason is already on stderr.
+// Loads the model (progress through job). Returns kExitOk, kExitFailed or kExitCancelled; on failure the
+// reason is already on stderr.
+int loadModelFor(const std::string& command, const std::string& modelDir, const models::LoadOptions& load,
+                 JobContext& job, std::shared_ptr<const pipeline::LoadedModel>& model);
+
+// The dataset options label and eval share: --images (required), --limit, --format, and --shard when
+// `withShard`. Throws UsageError for bad values.
+data::DatasetOptions datasetOptionsFrom(const Args& args, bool withShard);
+
 int loadImageAndModel(const std::string& command, const std::string& imagePath, const std::string& modelDir,
                       const models::LoadOptions& load, JobContext& job, io::ImageRgb8& image,
                       std::shared_ptr<const pipeline::LoadedModel>& model);

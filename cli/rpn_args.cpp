@@ -1,10 +1,14 @@
 #include "cli/rpn_args.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
 
 namespace sdrpn::cli {
 namespace {
@@ -99,6 +103,23 @@ Result<Rpn> loadChosenRpn(const RpnChoice& choice, const models::Backbone& backb
     if (choice.source == RpnChoice::Source::TwigInit)
         return guarded([&] { return initRpnFromBackbone(backbone, choice.twig); });
     return tryLoadRpn(choice.path, backbone, job);
+}
+
+int loadRpnFor(const std::string& command, const RpnChoice& choice, const pipeline::LoadedModel& model,
+               bool quiet, const std::string& extra, const JobContext& job, Rpn& rpn) {
+    auto loaded = loadChosenRpn(choice, *model.backbone, job);
+    if (loaded.status().cancelled()) return kExitCancelled;
+    if (!loaded) {
+        std::cerr << "\nsdrpn " << command << ": " << loaded.message() << "\n";
+        return kExitFailed;
+    }
+    rpn = loaded.value();
+    if (!quiet) {
+        const RpnConfig& c = rpn->config();
+        std::fprintf(stderr, "\rloaded %s in %.2f s; RPN K=%d T=%d (%s)%s\n", model.folder.c_str(),
+                     model.loadSeconds, c.K, c.T, choice.describe().c_str(), extra.c_str());
+    }
+    return kExitOk;
 }
 
 RoiSettings roiSettingsFrom(const Args& args, const std::string& presetOption) {

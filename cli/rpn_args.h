@@ -16,6 +16,7 @@
 #include "cli/args.h"
 #include "core/jobs.h"
 #include "core/models/backbone.h"
+#include "core/pipeline/ask.h"
 #include "core/result.h"
 #include "core/sdrpn/roi.h"
 #include "core/sdrpn/rpn.h"
@@ -46,6 +47,11 @@ bool isSdrpnCheckpoint(const std::string& folder);
 
 // Loads (or initialises) the chosen RPN for a loaded backbone.
 Result<Rpn> loadChosenRpn(const RpnChoice& choice, const models::Backbone& backbone, const JobContext& job);
+
+// loadChosenRpn for a command: on success prints "loaded DIR in S s; RPN K=.. T=.. (source)<extra>" unless
+// quiet and returns kExitOk; else reports on stderr and returns kExitFailed or kExitCancelled.
+int loadRpnFor(const std::string& command, const RpnChoice& choice, const pipeline::LoadedModel& model,
+               bool quiet, const std::string& extra, const JobContext& job, Rpn& rpn);
 
 // The RoI settings from --roi-settings, the preset option and --thr. Throws UsageError naming the culprit.
 RoiSettings roiSettingsFrom(const Args& args, const std::string& presetOption);
