@@ -107,6 +107,8 @@ JobId RpnSession::load(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model
         return 0;
     }
     const QString name = QFileInfo(source).fileName();
+    m_loadingPath = path;
+    m_loadingUntrained = false;
     return startLoad(
         model, tr("Load RPN %1").arg(name),
         [model, source, name](sdrpn::JobContext& ctx) -> sdrpn::Result<std::shared_ptr<const Loaded>> {
@@ -126,6 +128,8 @@ JobId RpnSession::initFromModel(std::shared_ptr<const sdrpn::pipeline::LoadedMod
         emit loadFailed(m_error);
         return 0;
     }
+    m_loadingPath.clear();
+    m_loadingUntrained = true;
     return startLoad(model, tr("Untrained RPN from the model"),
                      [model](sdrpn::JobContext&) -> sdrpn::Result<std::shared_ptr<const Loaded>> {
                          return sdrpn::guarded([&] {
@@ -159,6 +163,8 @@ JobId RpnSession::startLoad(
                                     m_rpn = std::shared_ptr<const sdrpn::Rpn>(made, &made->rpn);
                                     m_model = model;
                                     m_description = made->description;
+                                    m_path = m_loadingPath;
+                                    m_untrained = m_loadingUntrained;
                                     setState(State::Ready);
                                     emit loaded(m_description);
                                 } else if (result.status().cancelled()) {
@@ -183,6 +189,8 @@ void RpnSession::clear() {
     m_model.reset();
     m_result.reset();
     m_description.clear();
+    m_path.clear();
+    m_untrained = false;
     m_error.clear();
     setState(State::Empty);
 }

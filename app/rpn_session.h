@@ -83,6 +83,10 @@ public:
     // What is loaded, in words ("checkpoint llava-…-filled · K15 T3", "untrained twig (twiginit) · K3 T3").
     QString description() const { return m_description; }
     QString errorMessage() const { return m_error; }
+    // Where the loaded RPN came from: the checkpoint path given to load() (empty for none or the untrained
+    // twig), and whether it is the untrained twig of initFromModel().
+    QString sourcePath() const { return m_path; }
+    bool isUntrained() const { return m_untrained; }
     // The model the RPN was built for (nullptr when none).
     const sdrpn::pipeline::LoadedModel* model() const { return m_model.get(); }
 
@@ -131,6 +135,8 @@ private:
     std::shared_ptr<const sdrpn::Rpn> m_rpn;
     QString m_description;
     QString m_error;
+    QString m_path, m_loadingPath;
+    bool m_untrained = false, m_loadingUntrained = false;
     JobId m_loadJob = 0;
     quint64 m_loadRequest = 0;
     JobId m_askJob = 0;
