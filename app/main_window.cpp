@@ -18,6 +18,7 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QProgressBar>
+#include <QPushButton>
 #include <QScrollArea>
 #include <QSettings>
 #include <QSplitter>
@@ -26,8 +27,11 @@
 #include <QToolButton>
 #include <QVBoxLayout>
 
+#include <utility>
+
 #include "app/attention_controller.h"
 #include "app/image_io.h"
+#include "app/studio_tools.h"
 #include "app/threshold_controller.h"
 #include "widgets/ask_panel.h"
 #include "widgets/attention_panel.h"
@@ -45,7 +49,7 @@
 
 namespace {
 
-constexpr int kStateVersion = 3;  // bump when docks change so an old saved layout is not restored
+constexpr int kStateVersion = 4;  // bump when docks change so an old saved layout is not restored
 constexpr int kStatusTimeoutMs = 8000;
 const QSize kDefaultSize(1400, 900);
 
@@ -110,6 +114,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     connectAskSession();
     connectRpnSession();
     connectThresholds();
+    buildStudioTools();
 
     connect(m_view, &ImageView::viewChanged, this, &MainWindow::updateZoomLabel);
     auto hovered = [this](const QPoint& pixel, bool inside) {
@@ -183,7 +188,7 @@ void MainWindow::buildActions() {
     m_openSessionAction->setShortcut(QKeySequence(tr("Ctrl+Alt+O")));
     connect(m_openSessionAction, &QAction::triggered, this, &MainWindow::openSessionDialog);
 
-    m_exportViewAction = new QAction(tr("&Export View as PNG…"), this);
+    m_exportViewAction = new QAction(tr("&View as PNG…"), this);
     m_exportViewAction->setShortcut(QKeySequence(tr("Ctrl+E")));
     connect(m_exportViewAction, &QAction::triggered, this, &MainWindow::exportViewDialog);
 
@@ -280,7 +285,8 @@ void MainWindow::buildMenus() {
     file->addAction(m_loadThresholdsAction);
     file->addAction(m_saveThresholdsAction);
     file->addSeparator();
-    file->addAction(m_exportViewAction);
+    m_exportMenu = file->addMenu(tr("&Export"));
+    m_exportMenu->addAction(m_exportViewAction);  // the figure, maps and boxes follow (buildStudioTools)
     file->addSeparator();
     file->addAction(m_quitAction);
 
@@ -575,6 +581,7 @@ void MainWindow::applyImage(const QImage& image, const QString& path) {
     m_thresholds->setRoiAnswer(nullptr);
     m_imagePath = path;
     if (!path.isEmpty()) m_pastedPng.clear();
+    m_tools->setImageFileName(path);
     m_view->setImage(image);
     m_labelView->setImage(image);
     m_roiView->setImage(image);
@@ -638,9 +645,23 @@ StudioSession MainWindow::currentSession() const {
     if (m_imagePath.isEmpty() && m_view->hasImage()) s.imagePng = m_pastedPng;
     s.question = m_ask->question();
     s.answer = m_ask->answer();
+    s.roiAnswer = m_ask->roiAnswer();
     if (m_model->state() != ModelSession::State::Empty) s.modelFolder = m_model->folder();
+    if (m_rpn->hasRpn()) {
+        s.rpnPath = m_rpn->sourcePath();
+        s.rpnUntrained = m_rpn->isUntrained();
+    }
+    s.labelSettings = toQJson(m_thresholds->labelSettings().toJson());
+    s.roiSettings = toQJson(m_thresholds->roiSettings().toJson());
     s.hasView = m_view->hasImage();
     s.view = m_view->viewState();
+    s.maps = m_attention->result();
+    s.roi = m_thresholds->roiAnswer();
+    if (s.maps) {
+        s.layerSlot = m_attentionPanel->layerIndex();
+        s.head = m_attentionPanel->headIndex();
+        s.query = m_attentionPanel->queryIndex();
+    }
     return s;
 }
 
@@ -663,16 +684,43 @@ bool MainWindow::openSession(const QString& path) {
     }
     m_restore = PendingRestore{};
     if (session->hasView) m_restore->view = session->view;
+    m_restore->rpnPath = session->rpnPath;
+    m_restore->rpnUntrained = session->rpnUntrained;
+    m_restore->maps = session->maps;
+    m_restore->roi = session->roi;
+    m_restore->layerSlot = session->layerSlot;
+    m_restore->head = session->head;
+    m_restore->query = session->query;
+    m_restore->answer = session->answer;
+    m_restore->roiAnswer = session->roiAnswer;
     setQuestion(session->question);
-    m_ask->setAnswer(session->answer);
-    m_ask->setInfo(QString());
     if (m_asks->isRunning()) m_asks->stop();
+    if (m_rpn->isRunning()) m_rpn->stop();
     m_asks->clearResult();
-    m_attention->setResult(nullptr,
-                           session->answer.isEmpty()
-                               ? QString()
-                               : tr("Sessions keep the answer but not its maps yet: ask again to see "
-                                    "where each layer looks."));
+    m_rpn->clearResult();
+    m_attention->setResult(nullptr);
+    m_thresholds->setRoiAnswer(nullptr);
+    QString settingsError;
+    if (!session->labelSettings.isEmpty()) {
+        auto settings = sdrpn::guarded([&] {
+            return sdrpn::LabelSettings::fromJson(fromQJson(session->labelSettings), "label_settings");
+        });
+        if (settings.ok()) {
+            m_thresholds->setLabelSettings(settings.value());
+        } else {
+            settingsError = QString::fromStdString(settings.message());
+        }
+    }
+    if (!session->roiSettings.isEmpty()) {
+        auto settings = sdrpn::guarded(
+            [&] { return sdrpn::RoiSettings::fromJson(fromQJson(session->roiSettings), "roi_settings"); });
+        if (settings.ok()) {
+            m_thresholds->setRoiSettings(settings.value());
+        } else {
+            settingsError = QString::fromStdString(settings.message());
+        }
+    }
+    if (!settingsError.isEmpty()) showError(tr("Cannot open session"), tr("%1: %2").arg(path, settingsError));
 
     if (!session->modelFolder.isEmpty()) {
         const bool same =
@@ -711,8 +759,39 @@ bool MainWindow::openSession(const QString& path) {
 }
 
 void MainWindow::maybeFinishSessionRestore() {
-    if (!m_restore || m_restore->waitingForImage || m_restore->waitingForModel) return;
+    if (!m_restore || m_restore->waitingForImage || m_restore->waitingForModel || m_restore->waitingForRpn)
+        return;
+    // The RPN belongs to the model: loaded once the model is in.
+    if ((!m_restore->rpnPath.isEmpty() || m_restore->rpnUntrained) && m_model->pipelineModel()) {
+        const QString rpnPath = std::exchange(m_restore->rpnPath, QString());
+        const bool untrained = std::exchange(m_restore->rpnUntrained, false);
+        const bool same = m_rpn->hasRpn() && m_rpn->model() == m_model->pipelineModel().get() &&
+                          m_rpn->isUntrained() == untrained && m_rpn->sourcePath() == rpnPath;
+        if (!same) {
+            m_restore->waitingForRpn = true;
+            const bool started = untrained ? initRpnFromModel() : openRpn(rpnPath);
+            if (!m_restore) return;  // a load that failed at once finished the restore already
+            if (started) return;     // RpnSession::stateChanged resumes here
+            m_restore->waitingForRpn = false;
+        }
+    }
+    // The answers and maps last: opening the image and loading the model drop the previous ones.
+    const PendingRestore restore = *m_restore;
     m_restore.reset();
+    m_ask->setAnswer(restore.answer);
+    m_ask->setRoiAnswer(restore.roiAnswer);
+    m_ask->setInfo(restore.maps || restore.answer.isEmpty()
+                       ? QString()
+                       : tr("The session keeps no maps for this answer: ask again to see where each layer "
+                            "looks."));
+    m_attention->setResult(restore.maps);
+    if (restore.maps) {
+        if (restore.query >= 0) m_attentionPanel->setQueryIndex(restore.query);
+        m_attentionPanel->setHeadIndex(restore.head);
+        if (restore.layerSlot >= 0) m_attentionPanel->setLayerIndex(restore.layerSlot);
+    }
+    m_thresholds->setRoiAnswer(restore.roi);
+    if (restore.roi) setRoiViewVisible(true);
     statusBar()->showMessage(tr("Session restored"), kStatusTimeoutMs);
     emit sessionRestored();
 }
@@ -1052,7 +1131,32 @@ void MainWindow::saveSettings() const {
     settings.setValue(QStringLiteral("window/state"), saveState(kStateVersion));
 }
 
+QString MainWindow::closeQuestion(const QStringList& runningJobs) {
+    const QString names = runningJobs.join(QStringLiteral(", "));
+    if (runningJobs.size() == 1) return tr("1 job is running (%1). Cancel it and quit?").arg(names);
+    return tr("%1 jobs are running (%2). Cancel them and quit?").arg(runningJobs.size()).arg(names);
+}
+
+bool MainWindow::confirmClose() {
+    if (m_jobs->isShutDown() || m_jobs->activeCount() == 0) return true;
+    QStringList titles;
+    for (const RunningJob& job : std::as_const(m_running)) titles << job.title;
+    if (m_confirmClose) return m_confirmClose(titles);
+    QMessageBox box(QMessageBox::Question, tr("Quit SD-RPN Studio"), closeQuestion(titles),
+                    QMessageBox::NoButton, this);
+    QPushButton* quit = box.addButton(tr("&Quit"), QMessageBox::DestructiveRole);
+    QPushButton* cancel = box.addButton(QMessageBox::Cancel);
+    box.setDefaultButton(cancel);
+    box.setEscapeButton(cancel);
+    box.exec();
+    return box.clickedButton() == quit;
+}
+
 void MainWindow::closeEvent(QCloseEvent* event) {
+    if (!confirmClose()) {
+        event->ignore();
+        return;
+    }
     m_closing = true;
     saveSettings();
     if (m_errorBox) m_errorBox->close();
@@ -1247,6 +1351,12 @@ void MainWindow::updateRpnStatus() {
 
 void MainWindow::connectRpnSession() {
     connect(m_rpn, &RpnSession::stateChanged, this, &MainWindow::updateRpnStatus);
+    connect(m_rpn, &RpnSession::stateChanged, this, [this](RpnSession::State state) {
+        if (m_restore && m_restore->waitingForRpn && state != RpnSession::State::Loading) {
+            m_restore->waitingForRpn = false;
+            maybeFinishSessionRestore();
+        }
+    });
     connect(m_model, &ModelSession::stateChanged, this, &MainWindow::updateRpnStatus);
     connect(m_rpn, &RpnSession::loaded, this, [this](const QString& description) {
         statusBar()->showMessage(tr("RPN ready: %1").arg(description), kStatusTimeoutMs);
@@ -1303,6 +1413,49 @@ void MainWindow::connectRpnSession() {
     });
     connect(m_ask, &AskPanel::sdrpnToggled, this, [this](bool on) {
         if (on && m_rpn->result()) setRoiViewVisible(true);
+    });
+}
+
+void MainWindow::buildStudioTools() {
+    m_tools = new StudioTools(this, m_jobs, m_model, m_attention, m_view, this);
+    m_tools->addExportActions(m_exportMenu);
+    // Labeling and training first in the Jobs menu, before the panel toggle and the cancel actions.
+    if (auto* jobs = menuBar()->findChild<QMenu*>(QStringLiteral("JobsMenu"))) {
+        QAction* first = jobs->actions().value(0);
+        jobs->insertAction(first, m_tools->labelAction());
+        jobs->insertAction(first, m_tools->trainAction());
+        jobs->insertSeparator(first);
+    }
+    // The plots beside the model card and thresholds; the training curves and log beside the jobs.
+    tabifyDockWidget(m_thresholdDock, m_tools->plotsDock());
+    tabifyDockWidget(m_jobsDock, m_tools->trainingDock());
+    m_modelDock->raise();
+    m_attentionDock->raise();
+    if (auto* view = menuBar()->findChild<QMenu*>(QStringLiteral("ViewMenu"))) {
+        view->addAction(m_tools->plotsDock()->toggleViewAction());
+        view->addAction(m_tools->trainingDock()->toggleViewAction());
+    }
+
+    m_tools->setLabelSettings(m_thresholds->labelSettings());
+    connect(m_thresholds, &ThresholdController::labelsChanged, this, [this] {
+        // The labels also change with the maps; the plots need only the settings.
+        if (m_thresholds->labelSettings().toJson() != m_tools->labelSettings().toJson())
+            m_tools->setLabelSettings(m_thresholds->labelSettings());
+    });
+    connect(m_tools, &StudioTools::errorReported, this,
+            [this](const QString& message) { showError(tr("SD-RPN Studio"), message); });
+    connect(m_tools, &StudioTools::loadRpnRequested, this,
+            [this](const QString& folder) { openRpn(folder); });
+    connect(m_tools, &StudioTools::layerRequested, this, [this](int layer) {
+        const auto result = m_attention->result();
+        if (!result) return;
+        const auto& layers = result->maps.layers;
+        for (std::size_t slot = 0; slot < layers.size(); ++slot) {
+            if (layers[slot].layer == layer) {
+                m_attentionPanel->setLayerIndex(int(slot));
+                return;
+            }
+        }
     });
 }
 

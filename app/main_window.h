@@ -31,6 +31,7 @@
 // Thread affinity: GUI thread.
 #pragma once
 
+#include <functional>
 #include <optional>
 
 #include <QImage>
@@ -62,6 +63,7 @@ class QMenu;
 class QMessageBox;
 class QProgressBar;
 class QSplitter;
+class StudioTools;
 class ThresholdController;
 class ThresholdPanel;
 
@@ -93,6 +95,9 @@ public:
     ThresholdPanel* thresholdPanel() const { return m_thresholdPanel; }
     ThresholdController* thresholds() const { return m_thresholds; }
     RpnSession* rpnSession() const { return m_rpn; }
+    // Plots, exports, labeling and training (Jobs › Label a dataset…, Train RPN…; the Plots and Training
+    // docks; File › Export).
+    StudioTools* studioTools() const { return m_tools; }
     bool isDenoisedViewVisible() const;
     bool isRoiViewVisible() const;
     // Every keyboard shortcut: (keys, what they do), as Help › Keyboard Shortcuts lists them.
@@ -108,6 +113,15 @@ public:
     QString cellReadOut(const QPoint& pixel) const;
     StudioSession currentSession() const;
     QString aboutText() const;
+
+    // Closing the window while jobs run asks first: `handler` gets the running jobs' titles and returns
+    // true to cancel them and quit, false to keep the window open. Without a handler (the default) a
+    // modal QMessageBox asks (Cancel / Quit). Tests and batch runs set one.
+    using ConfirmCloseHandler = std::function<bool(const QStringList& runningJobs)>;
+    void setConfirmCloseHandler(ConfirmCloseHandler handler) { m_confirmClose = std::move(handler); }
+    // The question the default handler asks, e.g. "2 jobs are running (Label dataset, Train RPN). Cancel
+    // them and quit?".
+    static QString closeQuestion(const QStringList& runningJobs);
     QStringList recentModels() const { return m_recentModels.entries(); }
     QStringList recentImages() const { return m_recentImages.entries(); }
 
@@ -174,6 +188,7 @@ private:
     void connectAskSession();
     void connectRpnSession();
     void connectThresholds();
+    void buildStudioTools();
     QWidget* buildCentre();
     void syncViews(ImageView* source);
     void updateCaptions();
@@ -188,6 +203,7 @@ private:
     void saveSettings() const;
     void applyImage(const QImage& image, const QString& path);
     void maybeFinishSessionRestore();
+    bool confirmClose();
     QString dialogDir(const QString& key) const;
     void rememberDialogDir(const QString& key, const QString& path) const;
 
@@ -214,6 +230,8 @@ private:
     ThresholdPanel* m_thresholdPanel = nullptr;
     ThresholdController* m_thresholds = nullptr;
     RpnSession* m_rpn = nullptr;
+    StudioTools* m_tools = nullptr;
+    QMenu* m_exportMenu = nullptr;
     QDockWidget* m_thresholdDock = nullptr;
     QPointer<QMessageBox> m_shortcutsBox;
     QDockWidget* m_modelDock = nullptr;
@@ -269,12 +287,21 @@ private:
     quint64 m_imageRequest = 0;
     QString m_lastError;
     bool m_closing = false;
+    ConfirmCloseHandler m_confirmClose;
 
     // Session restore in progress: the view is applied once the image is in.
     struct PendingRestore {
         std::optional<ImageViewState> view;
         bool waitingForImage = false;
         bool waitingForModel = false;
+        bool waitingForRpn = false;
+        // Applied once the model, the image and the RPN are in (opening an image drops the maps).
+        QString rpnPath;
+        bool rpnUntrained = false;
+        std::shared_ptr<const QuestionResult> maps;
+        std::shared_ptr<const TwoStageAnswer> roi;
+        int layerSlot = -1, head = -1, query = -1;
+        QString answer, roiAnswer;
     };
     std::optional<PendingRestore> m_restore;
 };

@@ -199,7 +199,13 @@ TEST(Ask, ClosingTheWindowWhileAnsweringCancelsAndWaits) {
     request.stopAtEos = false;
     window->askSession()->ask(window->modelSession()->pipelineModel(), window->imageView()->image(), request);
     ASSERT_TRUE(pieces.wait(60000));
+    QStringList asked;
+    window->setConfirmCloseHandler([&asked](const QStringList& jobs) {
+        asked = jobs;
+        return true;  // Quit
+    });
     EXPECT_TRUE(window->close());
+    EXPECT_FALSE(asked.isEmpty());
     EXPECT_EQ(window->jobManager()->activeCount(), 0);
     window.reset();
     QCoreApplication::processEvents();  // pieces still queued for the destroyed session are dropped

@@ -314,7 +314,13 @@ TEST(MainWindow, ClosingWhileAJobRunsCancelsAndWaits) {
         return false;
     };
     while (!endlessStarted()) ASSERT_TRUE(started.wait(10000));
+    QStringList asked;
+    window->setConfirmCloseHandler([&asked](const QStringList& jobs) {
+        asked = jobs;
+        return true;  // Quit
+    });
     EXPECT_TRUE(window->close());
+    EXPECT_FALSE(asked.isEmpty());
     EXPECT_TRUE(sawCancel);
     EXPECT_TRUE(returned);
     EXPECT_TRUE(window->jobManager()->isShutDown());
