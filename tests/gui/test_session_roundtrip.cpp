@@ -134,7 +134,8 @@ TEST(SessionRoundTrip, ReopeningRestoresAnswersSettingsMapsAndRoiWithoutAsking) 
     EXPECT_EQ(again->askPanel()->question(), "What is in the picture?");
     EXPECT_TRUE(again->rpnSession()->hasRpn());
     EXPECT_TRUE(again->rpnSession()->isUntrained());
-    EXPECT_EQ(again->imagePath(), QFileInfo(qs(fixturePath("tiny-llava-hf/image_640x480.png"))).absoluteFilePath());
+    EXPECT_EQ(again->imagePath(),
+              QFileInfo(qs(fixturePath("tiny-llava-hf/image_640x480.png"))).absoluteFilePath());
 }
 
 TEST(SessionRoundTrip, ASessionWithoutMapsWritesNoSidecar) {
