@@ -125,6 +125,7 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
         if (useRpn) pass1.keepHidden.push_back(K);
         if (passEnd < layers && !(useRpn && passEnd == K)) pass1.keepHidden.push_back(passEnd);
         auto ctx = backbone.newContext();
+        ctx->setCaptureRequest(options.capture);
         const models::PrefillResult p1 = backbone.prefill(*ctx, input, pass1);
         out.timings.pass1 = p1.seconds;
         job.throwIfCancelled();
@@ -152,6 +153,12 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
             out.baseline = decodeAnswer(model, *ctx, p1.logits, options, AnswerStage::Baseline, job, onText,
                                         out.timings.baselineDecode);
             out.baselineComputed = true;
+        }
+        if (options.capture.any()) {
+            out.maps = ctx->attentionMaps();
+            ctx->setCaptureRequest(models::CaptureRequest::none());
+        }
+        if (options.baseline) {
             if (!out.roi.zoom()) {
                 // Without RoI tokens pass 2 is the original prompt again (§4.2): the baseline answer stands.
                 out.roiAnswer = out.baseline;

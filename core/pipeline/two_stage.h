@@ -54,6 +54,9 @@ struct TwoStageOptions {
     // Use these RoI logits (rows × cols, row-major) instead of the RPN's: what-if maps in the studio, a
     // teacher's grounding map, tests. The RPN may then be empty.
     std::vector<float> roiLogitsOverride;
+    // Attention to capture in pass 1 and the baseline's decoding (the studio's raw and denoised views):
+    // none by default. Layers pass 1 skips (without a baseline: K and up) hold NaN. Pass 2 is never captured.
+    models::CaptureRequest capture = models::CaptureRequest::none();
 };
 
 // Seconds per stage. pass1 is the prefill that feeds the twig (to layer K, or every layer with the
@@ -87,7 +90,8 @@ struct TwoStageResult {
     StageAnswer roiAnswer;  // answer with the RoI tokens
     // No zoom and a baseline: the RoI answer is the baseline's (pass 2 would re-run the same prompt).
     bool roiAnswerIsBaseline = false;
-    bool kvReused = false;  // pass 2 continued pass 1's prefix
+    bool kvReused = false;       // pass 2 continued pass 1's prefix
+    models::AttentionMaps maps;  // what options.capture asked for (pass 1 and the baseline answer)
     TwoStageTimings timings;
 };
 

@@ -118,6 +118,40 @@ TEST_F(TwoStage, BaselineIsThePlainAnswer) {
     EXPECT_EQ(r.promptText, plain.value().promptText);
 }
 
+TEST_F(TwoStage, CapturesTheBaselinesAttentionLikeAsk) {
+    // With a baseline, the two-stage answer can keep the same maps a plain ask captures (the studio shows
+    // them next to the RoI view); pass 2 adds nothing to them.
+    TwoStageOptions o = options();
+    o.capture = AskOptions::defaultCapture();
+    o.roiLogitsOverride = blocks({{10, 10, 12, 12}});  // zoom, so pass 2 runs
+    const TwoStageResult r = run(o);
+    ASSERT_TRUE(r.roi.zoom());
+    AskOptions ask;
+    ask.question = options().question;
+    ask.generation.maxNewTokens = 8;
+    JobContext job;
+    auto plain = pipeline::ask(**s_model, *s_image, ask, job);
+    ASSERT_TRUE(plain.ok()) << plain.message();
+    const models::AttentionMaps& a = r.maps;
+    const models::AttentionMaps& b = plain.value().maps;
+    ASSERT_FALSE(a.empty());
+    ASSERT_EQ(a.rows.size(), b.rows.size());
+    ASSERT_EQ(a.layers.size(), b.layers.size());
+    EXPECT_EQ(a.imageKeyPositions, b.imageKeyPositions);
+    for (std::size_t i = 0; i < a.rows.size(); ++i) {
+        EXPECT_EQ(a.rows[i].position, b.rows[i].position);
+        EXPECT_EQ(a.rows[i].kind, b.rows[i].kind);
+    }
+    for (std::size_t l = 0; l < a.layers.size(); ++l) {
+        ASSERT_EQ(a.layers[l].values.size(), b.layers[l].values.size());
+        for (std::size_t k = 0; k < a.layers[l].values.size(); ++k)
+            ASSERT_NEAR(a.layers[l].values[k], b.layers[l].values[k], 1e-6)
+                << "layer slot " << l << " value " << k;
+    }
+    // Without a capture request nothing is kept.
+    EXPECT_TRUE(run(options()).maps.empty());
+}
+
 struct BranchCase {
     const char* name;
     std::vector<float> logits;  // empty: the RPN's own
