@@ -153,8 +153,8 @@ TEST(Ask, ASessionKeepsTheQuestionAndTheAnswer) {
     ASSERT_TRUE(done.count() == 1 || done.wait(60000));
     EXPECT_EQ(restored.askPanel()->question(), QStringLiteral("What is written on the sign?"));
     EXPECT_EQ(restored.askPanel()->answer(), answer);
-    // Maps are not saved yet: the attention view says so, and asking again brings them back.
-    EXPECT_TRUE(restored.heatmapOverlay()->isEmpty());
+    // The maps come back with the session (its sidecar), without asking again.
+    EXPECT_FALSE(restored.heatmapOverlay()->isEmpty());
     EXPECT_TRUE(restored.askPanel()->isAskAvailable());
 }
 
