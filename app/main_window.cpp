@@ -1369,12 +1369,9 @@ void MainWindow::connectRpnSession() {
         m_ask->clearAnswer();
         m_ask->setInfo(tr("Answering with SD-RPN: baseline, then the RoI crop…"));
         m_thresholds->setRoiAnswer(nullptr);
-        // Maps of another question no longer describe this one.
-        if (m_attention->result() && m_attention->result()->question != question) {
-            m_asks->clearResult();
-            m_attention->setResult(nullptr, tr("SD-RPN answers capture no attention maps: ask with SD-RPN "
-                                               "off to see where each layer looks."));
-        }
+        // The maps of the previous answer no longer describe this one; the baseline's come with the answer.
+        m_asks->clearResult();
+        m_attention->setResult(nullptr, tr("Answering “%1”…").arg(question));
         statusBar()->showMessage(tr("Answering with SD-RPN…"));
     });
     connect(m_rpn, &RpnSession::runningChanged, this, [this](bool running) {
@@ -1398,6 +1395,7 @@ void MainWindow::connectRpnSession() {
                       .arg(result->kvReused ? tr(" (pass 2 reused the prefix's keys and values)") : QString())
                 : tr("\nNo RoI above the threshold: the RoI answer is the baseline's.");
         m_ask->setInfo(info);
+        if (result->baselineResult) m_attention->setResult(result->baselineResult);
         m_thresholds->setRoiAnswer(result);
         setRoiViewVisible(true);
         statusBar()->showMessage(tr("SD-RPN answered in %1 s").arg(result->times.total(), 0, 'f', 2),

@@ -234,6 +234,7 @@ JobId RpnSession::ask(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model,
     options.generation.stopAtEos = request.stopAtEos;
     options.roi = roi;
     options.baseline = true;
+    options.capture = sdrpn::pipeline::AskOptions::defaultCapture();
     const QSize imageSize = image.size();
     std::shared_ptr<Relay> relay = m_relay;
     std::shared_ptr<const sdrpn::Rpn> rpn = m_rpn;
@@ -270,6 +271,19 @@ JobId RpnSession::ask(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model,
             const auto& t = r.timings;
             out->times = {t.preprocess, t.vision, t.pass1,  t.rpn,           t.postprocess,
                           t.cropEncode, t.pass2,  t.decode, t.baselineDecode};
+            auto baseline = std::make_shared<QuestionResult>();
+            baseline->question = question;
+            baseline->answer = out->baselineAnswer;
+            baseline->imageSize = imageSize;
+            baseline->geometry = r.geometry;
+            baseline->maps = std::move(r.maps);
+            baseline->timings.preprocess = t.preprocess;
+            baseline->timings.vision = t.vision;
+            baseline->timings.prefill = t.pass1;
+            baseline->timings.decode = t.baselineDecode;
+            baseline->timings.answerTokens = int(r.baseline.tokens.size());
+            baseline->hitTokenLimit = r.baseline.stopReason == sdrpn::models::StopReason::MaxTokens;
+            out->baselineResult = std::move(baseline);
             return std::shared_ptr<const TwoStageAnswer>(std::move(out));
         },
         [this, id](sdrpn::Result<std::shared_ptr<const TwoStageAnswer>> result) {

@@ -67,6 +67,9 @@ struct TwoStageAnswer {
     int roiTokens = 0;               // RoI tokens inserted in pass 2
     bool kvReused = false;
     TwoStageTimes times;
+    // The baseline answer with its attention (last prompt token, question and answer rows, every layer), as
+    // a plain ask gives it: what the raw and denoised views show for an SD-RPN answer.
+    std::shared_ptr<const QuestionResult> baselineResult;
 };
 
 class RpnSession : public QObject {

@@ -9,6 +9,7 @@
 #include <QSignalSpy>
 #include <QTest>
 
+#include "app/attention_controller.h"
 #include "app/main_window.h"
 #include "app/threshold_controller.h"
 #include "tests/gui/gui_test_support.h"
@@ -111,6 +112,12 @@ TEST(SdrpnAsk, UntrainedTwigAnswersTwiceAndDrawsTheRoi) {
     EXPECT_TRUE(window->askPanel()->info().contains("crop encode"));
     EXPECT_TRUE(window->isRoiViewVisible());
     EXPECT_FALSE(window->thresholds()->roiHeatmap()->isEmpty());
+    // The baseline's attention comes with it: the raw and denoised views have maps to show.
+    ASSERT_NE(result->baselineResult, nullptr);
+    EXPECT_FALSE(result->baselineResult->maps.empty());
+    ASSERT_NE(window->attention()->result(), nullptr);
+    EXPECT_EQ(window->attention()->result().get(), result->baselineResult.get());
+    EXPECT_EQ(window->attention()->result()->answer, result->baselineAnswer);
 
     // Untrained logits are arbitrary: pick a threshold at which they zoom, then ask again with it.
     const auto threshold = zoomingThreshold(*result, window->thresholds()->roiSettings());
