@@ -270,6 +270,7 @@ void MainWindow::buildActions() {
 
 void MainWindow::buildMenus() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
+    file->setObjectName(QStringLiteral("FileMenu"));
     file->addAction(m_openModelAction);
     file->addAction(m_openImageAction);
     m_recentMenu = file->addMenu(tr("Open &Recent"));
@@ -1417,6 +1418,11 @@ void MainWindow::connectRpnSession() {
 void MainWindow::buildStudioTools() {
     m_tools = new StudioTools(this, m_jobs, m_model, m_attention, m_view, this);
     m_tools->addExportActions(m_exportMenu);
+    if (auto* file = menuBar()->findChild<QMenu*>(QStringLiteral("FileMenu"))) {
+        // After the session actions, before the export submenu.
+        file->insertAction(m_exportMenu->menuAction(), m_tools->openStoreAction());
+        file->insertSeparator(m_exportMenu->menuAction());
+    }
     // Labeling and training first in the Jobs menu, before the panel toggle and the cancel actions.
     if (auto* jobs = menuBar()->findChild<QMenu*>(QStringLiteral("JobsMenu"))) {
         QAction* first = jobs->actions().value(0);
@@ -1432,6 +1438,7 @@ void MainWindow::buildStudioTools() {
     if (auto* view = menuBar()->findChild<QMenu*>(QStringLiteral("ViewMenu"))) {
         view->addAction(m_tools->plotsDock()->toggleViewAction());
         view->addAction(m_tools->trainingDock()->toggleViewAction());
+        view->addAction(m_tools->storeDock()->toggleViewAction());
     }
 
     m_tools->setLabelSettings(m_thresholds->labelSettings());

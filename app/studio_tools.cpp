@@ -16,6 +16,7 @@
 #include "app/attention_controller.h"
 #include "app/attention_maps.h"
 #include "app/model_session.h"
+#include "app/store_browser.h"
 #include "core/sdrpn/map_stats.h"
 #include "widgets/image_view.h"
 #include "widgets/plots.h"
@@ -98,6 +99,16 @@ void StudioTools::buildDocks() {
         m_window->tabifyDockWidget(m_plotsDock, m_trainingDock);
         m_plotsDock->raise();
     }
+
+    m_storeBrowser = new StoreBrowser;
+    m_storeBrowser->setLabelSettings(m_settings);
+    m_storeDock = new QDockWidget(tr("Label store"), m_window);
+    m_storeDock->setObjectName(QStringLiteral("storeDock"));
+    m_storeDock->setWidget(m_storeBrowser);
+    if (m_window) {
+        m_window->addDockWidget(Qt::BottomDockWidgetArea, m_storeDock);
+        m_storeDock->hide();
+    }
 }
 
 void StudioTools::buildActions() {
@@ -117,6 +128,9 @@ void StudioTools::buildActions() {
     m_exportBoxesAction = new QAction(tr("Export &boxes…"), this);
     m_exportBoxesAction->setStatusTip(tr("The pseudo-label box of the current answer as COCO JSON"));
     connect(m_exportBoxesAction, &QAction::triggered, this, &StudioTools::exportBoxesDialog);
+    m_openStoreAction = new QAction(tr("Open &Label Store…"), this);
+    m_openStoreAction->setStatusTip(tr("Browse the samples and labels of a label store (read-only)"));
+    connect(m_openStoreAction, &QAction::triggered, this, &StudioTools::openLabelStoreDialog);
 }
 
 void StudioTools::addJobActions(QMenu* menu) {
@@ -140,6 +154,7 @@ void StudioTools::setLabelSettings(const sdrpn::LabelSettings& settings) {
     m_settings = settings;
     m_statsFor = nullptr;  // the sink mask depends on the settings
     refreshPlots();
+    if (m_storeBrowser) m_storeBrowser->setLabelSettings(settings);
 }
 
 void StudioTools::setImageFileName(const QString& path) {
@@ -391,8 +406,36 @@ void StudioTools::trainRpnDialog() {
 
 JobId StudioTools::startLabeling(const LabelingJobOptions& options) {
     const JobId id = m_labeling->start(m_model ? m_model->pipelineModel() : nullptr, options);
+    if (id) {
+        // Watch the store fill: the job creates it when missing, the browser opens it once it exists.
+        m_storeBrowser->setImageRoot(options.imageRoot);
+        QString error;
+        if (m_storeBrowser->watch(options.store, &error)) {
+            m_storeDock->show();
+            m_storeDock->raise();
+        }
+    }
     updateActions();
     return id;
+}
+
+bool StudioTools::openLabelStore(const QString& path, const QString& imageRoot) {
+    m_storeBrowser->setImageRoot(imageRoot);
+    QString error;
+    if (!m_storeBrowser->open(path, &error)) {
+        reportError(tr("Open label store"), sdrpn::Status::failed(error.toStdString()));
+        return false;
+    }
+    m_storeDock->show();
+    m_storeDock->raise();
+    return true;
+}
+
+void StudioTools::openLabelStoreDialog() {
+    const QString path = QFileDialog::getOpenFileName(m_window, tr("Open label store"), QString(),
+                                                      tr("Label stores (*.sdrpn);;All files (*)"));
+    if (path.isEmpty()) return;
+    openLabelStore(path, m_lastLabel.store == path ? m_lastLabel.imageRoot : QString());
 }
 
 JobId StudioTools::startTraining(const TrainingJobOptions& options) {

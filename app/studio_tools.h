@@ -4,7 +4,9 @@
 //     and query selection; click a layer → layerRequested) and MapHistogram (the current map with the
 //     τs, β·max and α·max lines of the current label settings), refreshed on AttentionController::mapChanged;
 //   - the Training dock: live TrainingCurves and the jobs' log;
-//   - actions: Jobs > Label a dataset…, Jobs > Train RPN…, File > Export figure / maps / boxes.
+//   - the Label store dock: a StoreBrowser over the store a labeling job writes, or one opened by hand;
+//   - actions: Jobs > Label a dataset…, Jobs > Train RPN…, File > Export figure / maps / boxes, File > Open
+//     Label Store….
 //
 //   auto* tools = new StudioTools(this, jobs, modelSession, attention, imageView, this);
 //   tools->addJobActions(jobsMenu);
@@ -40,6 +42,7 @@ class QDockWidget;
 class QMainWindow;
 class QMenu;
 class QPlainTextEdit;
+class StoreBrowser;
 class TrainingCurves;
 
 class StudioTools : public QObject {
@@ -62,6 +65,9 @@ public:
 
     QDockWidget* plotsDock() const { return m_plotsDock; }
     QDockWidget* trainingDock() const { return m_trainingDock; }
+    QDockWidget* storeDock() const { return m_storeDock; }
+    StoreBrowser* storeBrowser() const { return m_storeBrowser; }
+    QAction* openStoreAction() const { return m_openStoreAction; }
     LayerStatsPlot* layerStatsPlot() const { return m_statsPlot; }
     MapHistogram* mapHistogram() const { return m_histogram; }
     TrainingCurves* trainingCurves() const { return m_curves; }
@@ -93,6 +99,10 @@ public slots:
     void exportFigureDialog();
     void exportMapsDialog();
     void exportBoxesDialog();
+    // Shows a label store in the Label store dock (read-only); false, with errorReported(), when `path` is
+    // not one. `imageRoot` ("" = the store's folder) is where the preview looks for the images.
+    bool openLabelStore(const QString& path, const QString& imageRoot = {});
+    void openLabelStoreDialog();
     // Recomputes the plots from the controller's current maps and selection.
     void refreshPlots();
 
@@ -133,6 +143,9 @@ private:
     MapHistogram* m_histogram = nullptr;
     TrainingCurves* m_curves = nullptr;
     QPlainTextEdit* m_log = nullptr;
+    QDockWidget* m_storeDock = nullptr;
+    StoreBrowser* m_storeBrowser = nullptr;
+    QAction* m_openStoreAction = nullptr;
     QAction* m_labelAction = nullptr;
     QAction* m_trainAction = nullptr;
     QAction* m_exportFigureAction = nullptr;
