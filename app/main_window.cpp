@@ -1428,6 +1428,7 @@ void MainWindow::buildStudioTools() {
         QAction* first = jobs->actions().value(0);
         jobs->insertAction(first, m_tools->labelAction());
         jobs->insertAction(first, m_tools->trainAction());
+        jobs->insertAction(first, m_tools->evaluateAction());
         jobs->insertSeparator(first);
     }
     // The plots beside the model card and thresholds; the training curves and log beside the jobs.
@@ -1442,10 +1443,18 @@ void MainWindow::buildStudioTools() {
     }
 
     m_tools->setLabelSettings(m_thresholds->labelSettings());
+    m_tools->setRpnSession(m_rpn);
+    m_tools->setRoiSettings(m_thresholds->roiSettings());
+    connect(m_thresholds, &ThresholdController::roiChanged, this,
+            [this] { m_tools->setRoiSettings(m_thresholds->roiSettings()); });
     connect(m_thresholds, &ThresholdController::labelsChanged, this, [this] {
         // The labels also change with the maps; the plots need only the settings.
         if (m_thresholds->labelSettings().toJson() != m_tools->labelSettings().toJson())
             m_tools->setLabelSettings(m_thresholds->labelSettings());
+        m_tools->setRpnSession(m_rpn);
+        m_tools->setRoiSettings(m_thresholds->roiSettings());
+        connect(m_thresholds, &ThresholdController::roiChanged, this,
+                [this] { m_tools->setRoiSettings(m_thresholds->roiSettings()); });
     });
     connect(m_tools, &StudioTools::errorReported, this,
             [this](const QString& message) { showError(tr("SD-RPN Studio"), message); });

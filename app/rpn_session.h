@@ -83,6 +83,8 @@ public:
 
     State state() const { return m_state; }
     bool hasRpn() const { return m_rpn != nullptr; }
+    // The loaded RPN, shared read-only (nullptr when none); jobs keep it alive while they run.
+    std::shared_ptr<const sdrpn::Rpn> rpn() const { return m_rpn; }
     // What is loaded, in words ("checkpoint llava-…-filled · K15 T3", "untrained twig (twiginit) · K3 T3").
     QString description() const { return m_description; }
     QString errorMessage() const { return m_error; }

@@ -16,6 +16,7 @@
 #include "app/attention_controller.h"
 #include "app/attention_maps.h"
 #include "app/model_session.h"
+#include "app/rpn_session.h"
 #include "app/store_browser.h"
 #include "core/sdrpn/map_stats.h"
 #include "widgets/image_view.h"
@@ -46,11 +47,19 @@ StudioTools::StudioTools(QMainWindow* window, JobManager* jobs, ModelSession* mo
     : QObject(parent), m_window(window), m_jobs(jobs), m_model(model), m_attention(attention), m_view(view) {
     m_labeling = new LabelingJob(jobs, this);
     m_training = new TrainingJob(jobs, this);
+    m_evaluation = new EvaluationJob(jobs, this);
     buildDocks();
     buildActions();
 
     connect(m_labeling, &LabelingJob::logLine, this, &StudioTools::appendLog);
     connect(m_training, &TrainingJob::logLine, this, &StudioTools::appendLog);
+    connect(m_evaluation, &EvaluationJob::logLine, this, &StudioTools::appendLog);
+    connect(m_evaluation, &EvaluationJob::failedToStart, this,
+            [this](const QString& why) { emit errorReported(tr("Evaluation: %1").arg(why)); });
+    connect(m_evaluation, &EvaluationJob::finished, this, [this] {
+        updateActions();
+        if (m_trainingDock) m_trainingDock->raise();
+    });
     connect(m_labeling, &LabelingJob::failedToStart, this,
             [this](const QString& why) { emit errorReported(tr("Labeling: %1").arg(why)); });
     connect(m_training, &TrainingJob::failedToStart, this,
@@ -118,6 +127,10 @@ void StudioTools::buildActions() {
     m_trainAction = new QAction(tr("&Train RPN…"), this);
     m_trainAction->setStatusTip(tr("Train the region proposal network on a label store, in the background"));
     connect(m_trainAction, &QAction::triggered, this, &StudioTools::trainRpnDialog);
+    m_evaluateAction = new QAction(tr("&Evaluate…"), this);
+    m_evaluateAction->setStatusTip(tr(
+        "Answer a dataset with the baseline and with SD-RPN, score both and time them, in the background"));
+    connect(m_evaluateAction, &QAction::triggered, this, &StudioTools::evaluateDialog);
     m_exportFigureAction = new QAction(tr("Export &figure…"), this);
     m_exportFigureAction->setStatusTip(tr("The image with the map, a colour bar and a caption, as PNG"));
     connect(m_exportFigureAction, &QAction::triggered, this, &StudioTools::exportFigureDialog);
@@ -136,6 +149,7 @@ void StudioTools::buildActions() {
 void StudioTools::addJobActions(QMenu* menu) {
     menu->addAction(m_labelAction);
     menu->addAction(m_trainAction);
+    menu->addAction(m_evaluateAction);
     menu->addSeparator();
 }
 
@@ -148,6 +162,7 @@ void StudioTools::addExportActions(QMenu* menu) {
 void StudioTools::updateActions() {
     m_labelAction->setEnabled(!m_labeling->isRunning());
     m_trainAction->setEnabled(!m_training->isRunning());
+    m_evaluateAction->setEnabled(!m_evaluation->isRunning());
 }
 
 void StudioTools::setLabelSettings(const sdrpn::LabelSettings& settings) {
@@ -456,4 +471,39 @@ void StudioTools::offerRpn(const QString& folder) {
         if (result == QMessageBox::Yes) emit loadRpnRequested(folder);
     });
     box->open();
+}
+
+void StudioTools::evaluateDialog() {
+    // The prerequisites first: a dialog that cannot lead anywhere wastes the user's time.
+    if (!m_model || !m_model->pipelineModel()) {
+        emit errorReported(tr("Evaluation: load a model first (File › Open Model…)"));
+        return;
+    }
+    if (!m_rpn || !m_rpn->rpn()) {
+        emit errorReported(
+            tr("Evaluation: load an RPN first (File › Open RPN Checkpoint…, or the untrained twig "
+               "of the model)"));
+        return;
+    }
+    EvaluateDialog dialog(m_window);
+    dialog.setValues(m_lastEval);
+    if (dialog.exec() != QDialog::Accepted) return;
+    m_lastEval = dialog.values();
+    EvaluationJobOptions o;
+    o.dataset = m_lastEval.dataset;
+    o.imageRoot = m_lastEval.imageRoot;
+    o.limit = m_lastEval.limit > 0 ? m_lastEval.limit : -1;
+    o.postPrompt = m_lastEval.postPrompt;
+    o.maxNewTokens = m_lastEval.maxNewTokens;
+    o.saveReport = m_lastEval.saveReport;
+    startEvaluation(o);
+}
+
+JobId StudioTools::startEvaluation(const EvaluationJobOptions& options) {
+    EvaluationJobOptions o = options;
+    o.roi = m_roiSettings;
+    const JobId id =
+        m_evaluation->start(m_model ? m_model->pipelineModel() : nullptr, m_rpn ? m_rpn->rpn() : nullptr, o);
+    updateActions();
+    return id;
 }

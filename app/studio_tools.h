@@ -5,7 +5,10 @@
 //     τs, β·max and α·max lines of the current label settings), refreshed on AttentionController::mapChanged;
 //   - the Training dock: live TrainingCurves and the jobs' log;
 //   - the Label store dock: a StoreBrowser over the store a labeling job writes, or one opened by hand;
-//   - actions: Jobs > Label a dataset…, Jobs > Train RPN…, File > Export figure / maps / boxes, File > Open
+//   - the evaluation job (Jobs > Evaluate…: baseline against SD-RPN on a dataset; its summary goes to the
+//     Training dock's log);
+//   - actions: Jobs > Label a dataset…, Jobs > Train RPN…, Jobs > Evaluate…, File > Export figure / maps /
+//   boxes, File > Open
 //     Label Store….
 //
 //   auto* tools = new StudioTools(this, jobs, modelSession, attention, imageView, this);
@@ -29,6 +32,8 @@
 #include "app/job_manager.h"
 #include "app/labeling_job.h"
 #include "app/training_job.h"
+#include "app/evaluation_job.h"
+#include "core/sdrpn/roi.h"
 #include "core/sdrpn/labels.h"
 #include "widgets/job_dialogs.h"
 
@@ -42,6 +47,7 @@ class QDockWidget;
 class QMainWindow;
 class QMenu;
 class QPlainTextEdit;
+class RpnSession;
 class StoreBrowser;
 class TrainingCurves;
 
@@ -54,12 +60,15 @@ public:
                 ImageView* view, QObject* parent = nullptr);
     ~StudioTools() override;
 
-    void addJobActions(QMenu* menu);     // Label a dataset…, Train RPN…, then a separator
+    void addJobActions(QMenu* menu);     // Label a dataset…, Train RPN…, Evaluate…, then a separator
     void addExportActions(QMenu* menu);  // Export figure…, Export maps…, Export boxes…
 
     // The thresholds the histogram draws, the sink statistics use and the box export labels with.
     void setLabelSettings(const sdrpn::LabelSettings& settings);
     const sdrpn::LabelSettings& labelSettings() const { return m_settings; }
+    // The RPN that evaluations use, and the RoI thresholds they run with.
+    void setRpnSession(RpnSession* rpn) { m_rpn = rpn; }
+    void setRoiSettings(const sdrpn::RoiSettings& settings) { m_roiSettings = settings; }
     // The current image's file (its name goes into the COCO export; "" for a pasted image).
     void setImageFileName(const QString& path);
 
@@ -73,6 +82,8 @@ public:
     TrainingCurves* trainingCurves() const { return m_curves; }
     LabelingJob* labelingJob() const { return m_labeling; }
     TrainingJob* trainingJob() const { return m_training; }
+    EvaluationJob* evaluationJob() const { return m_evaluation; }
+    QAction* evaluateAction() const { return m_evaluateAction; }
     QAction* labelAction() const { return m_labelAction; }
     QAction* trainAction() const { return m_trainAction; }
     QAction* exportFigureAction() const { return m_exportFigureAction; }
@@ -96,6 +107,9 @@ public slots:
     void trainRpnDialog();
     JobId startLabeling(const LabelingJobOptions& options);
     JobId startTraining(const TrainingJobOptions& options);
+    // Needs a loaded model and RPN; otherwise errorReported() says which is missing and 0 is returned.
+    void evaluateDialog();
+    JobId startEvaluation(const EvaluationJobOptions& options);
     void exportFigureDialog();
     void exportMapsDialog();
     void exportBoxesDialog();
@@ -137,6 +151,11 @@ private:
 
     LabelingJob* m_labeling = nullptr;
     TrainingJob* m_training = nullptr;
+    EvaluationJob* m_evaluation = nullptr;
+    QPointer<RpnSession> m_rpn;
+    sdrpn::RoiSettings m_roiSettings;
+    QAction* m_evaluateAction = nullptr;
+    EvalDialogValues m_lastEval;
     QDockWidget* m_plotsDock = nullptr;
     QDockWidget* m_trainingDock = nullptr;
     LayerStatsPlot* m_statsPlot = nullptr;

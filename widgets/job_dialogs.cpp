@@ -279,3 +279,89 @@ void TrainRpnDialog::accept() {
     if (!validationMessage().isEmpty()) return;
     QDialog::accept();
 }
+
+// ---- EvaluateDialog ------------------------------------------------------------------------------------
+
+EvaluateDialog::EvaluateDialog(QWidget* parent) : QDialog(parent) {
+    setWindowTitle(tr("Evaluate"));
+    m_dataset = new QLineEdit(this);
+    m_dataset->setPlaceholderText(tr("textvqa_val.jsonl (question, image, answers)"));
+    m_imageRoot = new QLineEdit(this);
+    m_imageRoot->setPlaceholderText(tr("the folder the dataset's image paths start from"));
+    m_limit = new QSpinBox(this);
+    m_limit->setRange(0, 100000000);
+    m_limit->setSpecialValueText(tr("all samples"));
+    m_postPrompt = new QLineEdit(this);
+    m_postPrompt->setToolTip(tr("Appended to every question; \\n is a line break"));
+    m_maxTokens = new QSpinBox(this);
+    m_maxTokens->setRange(1, 4096);
+    m_maxTokens->setValue(128);
+    m_save = new QCheckBox(tr("Save the report (JSON) next to the dataset"), this);
+
+    auto* form = new QFormLayout;
+    form->addRow(tr("Dataset file"), pathField(m_dataset, Browse::OpenFile,
+                                               tr("Datasets (*.jsonl *.json);;All files (*)"), this));
+    form->addRow(tr("Image root"), pathField(m_imageRoot, Browse::Folder, {}, this));
+    form->addRow(tr("Limit"), m_limit);
+    form->addRow(tr("Post-prompt"), m_postPrompt);
+    form->addRow(tr("Max new tokens"), m_maxTokens);
+    form->addRow(QString(), m_save);
+
+    m_message = messageLabel(this);
+    m_buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, this);
+    m_buttons->button(QDialogButtonBox::Ok)->setText(tr("Start evaluation"));
+    connect(m_buttons, &QDialogButtonBox::accepted, this, &EvaluateDialog::accept);
+    connect(m_buttons, &QDialogButtonBox::rejected, this, &EvaluateDialog::reject);
+
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(form);
+    layout->addWidget(m_message);
+    layout->addWidget(m_buttons);
+    for (QLineEdit* e : {m_dataset, m_imageRoot})
+        connect(e, &QLineEdit::textChanged, this, &EvaluateDialog::revalidate);
+    setMinimumWidth(520);
+    setValues(EvalDialogValues{});
+}
+
+void EvaluateDialog::setValues(const EvalDialogValues& v) {
+    m_dataset->setText(v.dataset);
+    m_imageRoot->setText(v.imageRoot);
+    m_limit->setValue(v.limit);
+    // The line edit shows a line break as \n.
+    m_postPrompt->setText(QString(v.postPrompt).replace(QLatin1Char('\n'), QStringLiteral("\\n")));
+    m_maxTokens->setValue(v.maxNewTokens);
+    m_save->setChecked(v.saveReport);
+    revalidate();
+}
+
+EvalDialogValues EvaluateDialog::values() const {
+    EvalDialogValues v;
+    v.dataset = m_dataset->text().trimmed();
+    v.imageRoot = m_imageRoot->text().trimmed();
+    v.limit = m_limit->value();
+    v.postPrompt = m_postPrompt->text().replace(QStringLiteral("\\n"), QStringLiteral("\n"));
+    v.maxNewTokens = m_maxTokens->value();
+    v.saveReport = m_save->isChecked();
+    return v;
+}
+
+QString EvaluateDialog::validationMessage() const {
+    const EvalDialogValues v = values();
+    if (v.dataset.isEmpty()) return tr("Choose the dataset file.");
+    if (!QFileInfo(v.dataset).isFile()) return tr("The dataset file %1 does not exist.").arg(v.dataset);
+    if (v.imageRoot.isEmpty()) return tr("Choose the image root folder.");
+    if (!QFileInfo(v.imageRoot).isDir()) return tr("The image root %1 is not a folder.").arg(v.imageRoot);
+    return {};
+}
+
+void EvaluateDialog::revalidate() {
+    const QString why = validationMessage();
+    m_message->setText(why);
+    m_buttons->button(QDialogButtonBox::Ok)->setEnabled(why.isEmpty());
+}
+
+void EvaluateDialog::accept() {
+    revalidate();
+    if (!validationMessage().isEmpty()) return;
+    QDialog::accept();
+}

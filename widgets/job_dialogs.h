@@ -1,5 +1,6 @@
-// The dialogs that start the studio's background jobs: "Label a dataset…" and "Train RPN…". They edit plain
-// values (no model, no core types) and refuse OK while a field is invalid, saying why under the form.
+// The dialogs that start the studio's background jobs: "Label a dataset…", "Train RPN…" and "Evaluate…". They
+// edit plain values (no model, no core types) and refuse OK while a field is invalid, saying why under the
+// form.
 //
 //   LabelDatasetDialog dialog(presetNames, this);
 //   dialog.setValues(lastValues);
@@ -40,6 +41,16 @@ struct TrainDialogValues {
     int accum = 1;
     double lr = 5e-5;
     bool resume = false;
+};
+
+struct EvalDialogValues {
+    QString dataset;    // JSONL (question, image, answer / answers, optional bbox) or LLaVA JSON
+    QString imageRoot;  // folder the dataset's image paths are relative to
+    int limit = 0;      // 0: every sample
+    // Appended to every question; the default is lmms-eval's short-answer post-prompt.
+    QString postPrompt = QStringLiteral("\nAnswer the question using a single word or phrase.");
+    int maxNewTokens = 128;
+    bool saveReport = false;  // write <dataset>.eval.json next to the dataset
 };
 
 class LabelDatasetDialog : public QDialog {
@@ -93,6 +104,31 @@ private:
     QSpinBox* m_accum = nullptr;
     QDoubleSpinBox* m_lr = nullptr;
     QCheckBox* m_resume = nullptr;
+    QLabel* m_message = nullptr;
+    QDialogButtonBox* m_buttons = nullptr;
+};
+
+class EvaluateDialog : public QDialog {
+    Q_OBJECT
+public:
+    explicit EvaluateDialog(QWidget* parent = nullptr);
+
+    void setValues(const EvalDialogValues& values);
+    EvalDialogValues values() const;
+    QString validationMessage() const;
+
+public slots:
+    void accept() override;
+
+private:
+    void revalidate();
+
+    QLineEdit* m_dataset = nullptr;
+    QLineEdit* m_imageRoot = nullptr;
+    QSpinBox* m_limit = nullptr;
+    QLineEdit* m_postPrompt = nullptr;
+    QSpinBox* m_maxTokens = nullptr;
+    QCheckBox* m_save = nullptr;
     QLabel* m_message = nullptr;
     QDialogButtonBox* m_buttons = nullptr;
 };
