@@ -150,6 +150,18 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     connect(m_ask, &AskPanel::askRequested, this, &MainWindow::onAskRequested);
     connect(m_ask, &AskPanel::stopRequested, this, &MainWindow::stopAnswer);
     connect(m_card, &ModelCardPanel::openModelRequested, this, &MainWindow::openModelDialog);
+    m_card->setDeviceChoices(availableLoadDevices());
+    m_card->setLoadChoice(QString::fromStdString(m_model->loadOptions().device),
+                          QString::fromStdString(m_model->loadOptions().dtype));
+    connect(m_card, &ModelCardPanel::loadOptionsChanged, this,
+            [this](const QString& device, const QString& dtype) {
+                sdrpn::models::LoadOptions options = m_model->loadOptions();
+                options.device = device.toStdString();
+                options.dtype = dtype.toStdString();
+                m_model->setLoadOptions(options);
+                statusBar()->showMessage(tr("The next model loads on %1 in %2").arg(device, dtype),
+                                         kStatusTimeoutMs);
+            });
 
     resize(kDefaultSize);
     restoreSettings();

@@ -1,5 +1,9 @@
 #include "app/model_session.h"
 
+#include <unistd.h>
+
+#include <fstream>
+
 #include <QDir>
 #include <QFileInfo>
 #include <QLocale>
@@ -156,7 +160,25 @@ ModelCardInfo describeModel(const SessionModel& model) {
     set(QObject::tr("Runs on"),
         QObject::tr("%1, %2").arg(QString::fromStdString(m.device), QString::fromStdString(m.computeDType)));
     set(QObject::tr("Loaded in"), QObject::tr("%1 s").arg(m.loadSeconds, 0, 'f', 2));
+    if (const std::int64_t rss = processResidentBytes(); rss > 0)
+        set(QObject::tr("Memory in use (process RSS)"),
+            QLocale(QLocale::English).formattedDataSize(qint64(rss)));
     return info;
+}
+
+std::int64_t processResidentBytes() {
+    // statm: size resident shared text lib data dt, in pages.
+    std::ifstream statm("/proc/self/statm");
+    std::int64_t size = 0, resident = 0;
+    if (!(statm >> size >> resident)) return 0;
+    const long page = sysconf(_SC_PAGESIZE);
+    return page > 0 ? resident * std::int64_t(page) : 0;
+}
+
+QStringList availableLoadDevices() {
+    QStringList devices{QStringLiteral("cpu")};
+    if (torch::cuda::is_available()) devices << QStringLiteral("cuda");
+    return devices;
 }
 
 ModelSession::ModelSession(JobManager* jobs, QObject* parent)

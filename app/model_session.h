@@ -19,6 +19,7 @@
 
 #include <QObject>
 #include <QString>
+#include <QStringList>
 
 #include "app/job_manager.h"
 #include "core/models/load_options.h"
@@ -66,6 +67,11 @@ ModelCardInfo describeModelCard(const sdrpn::ModelCard& card);
 // The card plus what the loaded backbone reports (compute device and dtype, vocabulary, image tokens,
 // image fit, load time).
 ModelCardInfo describeModel(const SessionModel& model);
+// The resident memory of this process (/proc/self/statm; 0 where it cannot be read): what the card shows
+// as the memory in use, the weights included.
+std::int64_t processResidentBytes();
+// The devices the studio can load on: "cpu", and "cuda" when LibTorch sees a CUDA device.
+QStringList availableLoadDevices();
 
 class ModelSession : public QObject {
     Q_OBJECT

@@ -93,6 +93,8 @@ int runStudio(QApplication& app, const StudioOptions& options) {
         if (!options.device.isEmpty()) load.device = options.device.toStdString();
         if (!options.dtype.isEmpty()) load.dtype = options.dtype.toStdString();
         window.modelSession()->setLoadOptions(load);
+        window.modelCardPanel()->setLoadChoice(QString::fromStdString(load.device),
+                                               QString::fromStdString(load.dtype));
     }
     window.show();
     if (!options.sessionPath.isEmpty()) window.openSession(options.sessionPath);

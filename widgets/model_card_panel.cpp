@@ -1,6 +1,9 @@
 #include "widgets/model_card_panel.h"
 
+#include <QComboBox>
 #include <QFileInfo>
+#include <QHBoxLayout>
+#include <QSignalBlocker>
 #include <QFormLayout>
 #include <QLabel>
 #include <QProgressBar>
@@ -34,7 +37,52 @@ ModelCardPanel::ModelCardPanel(QWidget* parent) : QWidget(parent) {
     m_errorPage = buildErrorPage();
     for (QWidget* page : {m_emptyPage, m_loadingPage, m_cardPage, m_errorPage}) m_stack->addWidget(page);
     layout->addWidget(m_stack);
+
+    m_device = new QComboBox(this);
+    m_device->setObjectName(QStringLiteral("loadDevice"));
+    m_device->addItem(QStringLiteral("cpu"));
+    m_device->setToolTip(tr("Where the next model loads"));
+    m_dtype = new QComboBox(this);
+    m_dtype->setObjectName(QStringLiteral("loadDtype"));
+    m_dtype->addItems({QStringLiteral("fp32"), QStringLiteral("bf16")});
+    m_dtype->setToolTip(tr("The compute dtype of the next load (weights are converted)"));
+    auto* options = new QHBoxLayout;
+    options->setContentsMargins(6, 0, 6, 6);
+    options->addWidget(new QLabel(tr("Next load:"), this));
+    options->addWidget(m_device);
+    options->addWidget(m_dtype);
+    options->addStretch();
+    layout->addLayout(options);
+    auto changed = [this] { emit loadOptionsChanged(device(), dtype()); };
+    connect(m_device, &QComboBox::currentTextChanged, this, changed);
+    connect(m_dtype, &QComboBox::currentTextChanged, this, changed);
     showEmpty();
+}
+
+void ModelCardPanel::setDeviceChoices(const QStringList& devices) {
+    const QSignalBlocker block(m_device);
+    const QString current = m_device->currentText();
+    m_device->clear();
+    m_device->addItems(devices);
+    const int index = m_device->findText(current);
+    if (index >= 0) m_device->setCurrentIndex(index);
+}
+
+void ModelCardPanel::setLoadChoice(const QString& device, const QString& dtype) {
+    const QSignalBlocker blockDevice(m_device);
+    const QSignalBlocker blockDtype(m_dtype);
+    for (auto [box, value] : {std::pair{m_device, device}, std::pair{m_dtype, dtype}}) {
+        if (box->findText(value) < 0) box->addItem(value);
+        box->setCurrentIndex(box->findText(value));
+    }
+}
+
+QString ModelCardPanel::device() const {
+    return m_device->currentText();
+}
+
+QString ModelCardPanel::dtype() const {
+    return m_dtype->currentText();
 }
 
 QWidget* ModelCardPanel::buildEmptyPage() {

@@ -1,6 +1,7 @@
 // ModelCardPanel: what the loaded model is (architecture, layers, heads, grid, dtype, size, folder), or
-// that none is loaded, one is loading, or loading failed. Takes display-ready text; app/ converts the
-// core's ModelCard into a ModelCardInfo.
+// that none is loaded, one is loading, or loading failed. Below the card, the device and compute dtype the
+// next load uses (loadOptionsChanged when the user picks another; the loaded model keeps its own). Takes
+// display-ready text; app/ converts the core's ModelCard into a ModelCardInfo.
 //
 // Thread affinity: GUI thread only.
 #pragma once
@@ -10,6 +11,7 @@
 #include <QString>
 #include <QWidget>
 
+class QComboBox;
 class QFormLayout;
 class QLabel;
 class QProgressBar;
@@ -39,8 +41,19 @@ public:
     QString displayedText() const;
     bool isWarningVisible() const;
 
+    // The devices offered (e.g. "cpu", "cuda"); the compute dtypes are fp32 and bf16.
+    void setDeviceChoices(const QStringList& devices);
+    // Selects a device and dtype without emitting loadOptionsChanged (unknown values are added).
+    void setLoadChoice(const QString& device, const QString& dtype);
+    QString device() const;
+    QString dtype() const;
+    QComboBox* deviceBox() const { return m_device; }
+    QComboBox* dtypeBox() const { return m_dtype; }
+
 signals:
     void openModelRequested();
+    // The user picked another device or dtype, for the next load.
+    void loadOptionsChanged(const QString& device, const QString& dtype);
 
 private:
     QWidget* buildEmptyPage();
@@ -64,5 +77,7 @@ private:
     QLabel* m_folder = nullptr;
     QLabel* m_errorFolder = nullptr;
     QLabel* m_errorMessage = nullptr;
+    QComboBox* m_device = nullptr;
+    QComboBox* m_dtype = nullptr;
     ModelCardInfo m_card;
 };
