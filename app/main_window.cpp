@@ -149,6 +149,9 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     }
     connect(m_ask, &AskPanel::askRequested, this, &MainWindow::onAskRequested);
     connect(m_ask, &AskPanel::stopRequested, this, &MainWindow::stopAnswer);
+    connect(m_ask, &AskPanel::historyChanged, this, [this](const QStringList& history) {
+        if (m_options.useSettings) QSettings().setValue(QStringLiteral("ask/history"), history);
+    });
     connect(m_card, &ModelCardPanel::openModelRequested, this, &MainWindow::openModelDialog);
     m_card->setDeviceChoices(availableLoadDevices());
     m_card->setLoadChoice(QString::fromStdString(m_model->loadOptions().device),
@@ -957,6 +960,7 @@ bool MainWindow::ask(const QString& question) {
         return false;
     }
     if (text != m_ask->question().trimmed()) m_ask->setQuestion(text);
+    m_ask->addToHistory(text);
     AskRequest request;
     request.question = text;
     request.maxNewTokens = m_ask->maxNewTokens();
@@ -1135,6 +1139,7 @@ void MainWindow::restoreSettings() {
     if (!geometry.isEmpty()) restoreGeometry(geometry);
     const QByteArray state = settings.value(QStringLiteral("window/state")).toByteArray();
     if (!state.isEmpty()) restoreState(state, kStateVersion);
+    m_ask->setHistory(settings.value(QStringLiteral("ask/history")).toStringList());
 }
 
 void MainWindow::saveSettings() const {

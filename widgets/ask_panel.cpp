@@ -1,6 +1,8 @@
 #include "widgets/ask_panel.h"
 
 #include <QCheckBox>
+#include <QComboBox>
+#include <QSignalBlocker>
 #include <QHBoxLayout>
 #include <QKeyEvent>
 #include <QLabel>
@@ -94,12 +96,65 @@ AskPanel::AskPanel(QWidget* parent) : QWidget(parent) {
     m_info->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_info->hide();
 
-    layout->addWidget(m_question);
+    m_historyBox = new QComboBox;
+    m_historyBox->setObjectName(QStringLiteral("questionHistory"));
+    m_historyBox->setToolTip(tr("Recent questions: pick one to ask it again"));
+    m_historyBox->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_historyBox->setMinimumContentsLength(8);
+    m_historyBox->setMaximumWidth(160);
+    connect(m_historyBox, &QComboBox::activated, this, [this](int index) {
+        // Item 0 is the "Recent" placeholder.
+        if (index > 0 && index - 1 < m_history.size()) setQuestion(m_history.at(index - 1));
+        const QSignalBlocker block(m_historyBox);
+        m_historyBox->setCurrentIndex(0);
+        m_question->setFocus();
+    });
+    rebuildHistoryBox();
+    auto* questionRow = new QHBoxLayout;
+    questionRow->addWidget(m_question, 1);
+    questionRow->addWidget(m_historyBox, 0, Qt::AlignTop);
+
+    layout->addLayout(questionRow);
     layout->addLayout(row);
     layout->addLayout(sdrpnRow);
     layout->addLayout(answers, 1);
     layout->addWidget(m_info);
     setAskAvailable(false, tr("Answering is not available yet."));
+}
+
+void AskPanel::setHistory(const QStringList& questions) {
+    QStringList cleaned;
+    for (const QString& q : questions) {
+        const QString t = q.trimmed();
+        if (!t.isEmpty() && !cleaned.contains(t)) cleaned << t;
+        if (cleaned.size() == kMaxHistory) break;
+    }
+    if (cleaned == m_history) return;
+    m_history = cleaned;
+    rebuildHistoryBox();
+    emit historyChanged(m_history);
+}
+
+void AskPanel::addToHistory(const QString& question) {
+    QStringList next = m_history;
+    next.removeAll(question.trimmed());
+    next.prepend(question.trimmed());
+    setHistory(next);
+}
+
+void AskPanel::rebuildHistoryBox() {
+    const QSignalBlocker block(m_historyBox);
+    m_historyBox->clear();
+    m_historyBox->addItem(m_history.isEmpty() ? tr("No recent questions") : tr("Recent…"));
+    for (const QString& q : m_history) {
+        // One line per question in the list; the whole text in the tooltip.
+        QString line = q;
+        line.replace(QLatin1Char('\n'), QLatin1Char(' '));
+        m_historyBox->addItem(line);
+        m_historyBox->setItemData(m_historyBox->count() - 1, q, Qt::ToolTipRole);
+    }
+    m_historyBox->setEnabled(!m_history.isEmpty());
+    m_historyBox->setCurrentIndex(0);
 }
 
 QString AskPanel::question() const {

@@ -6,13 +6,18 @@
 // With the SD-RPN box checked the answer area splits in two, side by side: the baseline answer (the
 // original prompt) and the RoI answer (the crop the RPN picked, re-encoded and added to the prompt).
 //
+// A drop-down next to the question box keeps the last kMaxHistory questions asked (newest first, no
+// duplicates); picking one puts it back in the box without asking. app/ adds to it and may persist it.
+//
 // Thread affinity: GUI thread only.
 #pragma once
 
 #include <QString>
+#include <QStringList>
 #include <QWidget>
 
 class QCheckBox;
+class QComboBox;
 class QLabel;
 class QPlainTextEdit;
 class QPushButton;
@@ -26,6 +31,13 @@ public:
 
     QString question() const;
     void setQuestion(const QString& question);
+
+    static constexpr int kMaxHistory = 20;
+    // The questions asked, newest first. addToHistory moves a repeated question to the front.
+    QStringList history() const { return m_history; }
+    void setHistory(const QStringList& questions);
+    void addToHistory(const QString& question);
+    QComboBox* historyBox() const { return m_historyBox; }
 
     // When not available the Ask button is disabled and `reason` is its tooltip (the question stays).
     void setAskAvailable(bool available, const QString& reason = {});
@@ -65,12 +77,14 @@ signals:
     void sdrpnToggled(bool enabled);
     void stopRequested();
     void questionChanged(const QString& question);
+    void historyChanged(const QStringList& history);
 
 protected:
     bool eventFilter(QObject* watched, QEvent* event) override;
 
 private:
     void requestAsk();
+    void rebuildHistoryBox();
 
     QPlainTextEdit* m_question = nullptr;
     QPushButton* m_ask = nullptr;
@@ -84,6 +98,8 @@ private:
     QCheckBox* m_sdrpn = nullptr;
     QLabel* m_rpnStatus = nullptr;
     QLabel* m_info = nullptr;
+    QComboBox* m_historyBox = nullptr;
+    QStringList m_history;
     QString m_reason;
     bool m_available = false;
     bool m_busy = false;
