@@ -187,7 +187,10 @@ void StoreBrowser::refresh() {
         const QString pending = m_pendingPath;
         // A file the job has only just created may not hold the schema yet: try again next tick.
         QString error;
-        if (!open(pending, &error)) m_pendingPath = pending;
+        if (!open(pending, &error)) {
+            m_pendingPath = pending;
+            if (m_timer->interval() > 0) m_timer->start();
+        }
         return;
     }
     if (!m_store) return;

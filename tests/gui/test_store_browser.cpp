@@ -179,3 +179,22 @@ TEST(StoreBrowser, TheWindowOpensAStoreInItsDock) {
     EXPECT_FALSE(tools->openLabelStore(qs(path + ".missing")));
     EXPECT_EQ(errors.count(), 1);
 }
+
+TEST(StoreBrowser, AWatchedStoreOpensOnceItIsCreated) {
+    const std::string path = scratchDir("store_browser") + "/later.sdrpn";
+    std::remove(path.c_str());
+    StoreBrowser browser;
+    quietBrowser(browser);
+    ASSERT_TRUE(browser.watch(qs(path)));
+    EXPECT_FALSE(browser.isOpen());
+    browser.refresh();  // still missing: nothing happens
+    EXPECT_FALSE(browser.isOpen());
+    {
+        LabelStore writer = LabelStore::open(path);  // what a labeling job does first
+        ASSERT_TRUE(writer.put(makeSample("0", 1)));
+    }
+    browser.refresh();
+    ASSERT_TRUE(browser.isOpen());
+    EXPECT_EQ(browser.path(), qs(path));
+    EXPECT_EQ(browser.rowCount(), 1);
+}
