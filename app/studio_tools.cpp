@@ -507,3 +507,7 @@ JobId StudioTools::startEvaluation(const EvaluationJobOptions& options) {
     updateActions();
     return id;
 }
+
+void StudioTools::setRpnSession(RpnSession* rpn) {
+    m_rpn = rpn;
+}

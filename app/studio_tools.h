@@ -67,7 +67,7 @@ public:
     void setLabelSettings(const sdrpn::LabelSettings& settings);
     const sdrpn::LabelSettings& labelSettings() const { return m_settings; }
     // The RPN that evaluations use, and the RoI thresholds they run with.
-    void setRpnSession(RpnSession* rpn) { m_rpn = rpn; }
+    void setRpnSession(RpnSession* rpn);
     void setRoiSettings(const sdrpn::RoiSettings& settings) { m_roiSettings = settings; }
     // The current image's file (its name goes into the COCO export; "" for a pasted image).
     void setImageFileName(const QString& path);
