@@ -8,6 +8,7 @@
 #include "app/attention_controller.h"
 #include "app/main_window.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 #include "widgets/ask_panel.h"
 #include "widgets/attention_panel.h"
@@ -18,28 +19,10 @@
 namespace {
 
 using sdrpn::test::fixturePath;
+using sdrpn::test::noSettings;
+using sdrpn::test::qs;
+using sdrpn::test::readyWindow;
 using sdrpn::test::waitForIdle;
-
-QString qs(const std::string& s) {
-    return QString::fromStdString(s);
-}
-
-MainWindow::Options noSettings() {
-    MainWindow::Options options;
-    options.useSettings = false;
-    return options;
-}
-
-// A shown window with the fixture model loaded and its 640 × 480 image open.
-std::unique_ptr<MainWindow> readyWindow() {
-    auto window = std::make_unique<MainWindow>(noSettings());
-    window->resize(1400, 900);
-    window->show();
-    window->openModel(qs(fixturePath("tiny-llava-hf")));
-    window->openImage(qs(fixturePath("tiny-llava-hf/image_640x480.png")));
-    EXPECT_TRUE(waitForIdle(window->jobManager()));
-    return window;
-}
 
 }  // namespace
 

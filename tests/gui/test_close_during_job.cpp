@@ -8,15 +8,11 @@
 
 #include "app/main_window.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 
 namespace {
 
-MainWindow::Options noSettings() {
-    MainWindow::Options options;
-    options.useSettings = false;
-    return options;
-}
-
+using sdrpn::test::noSettings;
 // A job that runs until it is cancelled, then reports how it ended.
 struct EndlessJob {
     std::atomic<bool> sawCancel{false};

@@ -12,23 +12,16 @@
 #include "app/studio_tools.h"
 #include "core/pipeline/evaluate.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 
 namespace {
 
 using sdrpn::test::fixturePath;
+using sdrpn::test::noSettings;
+using sdrpn::test::qs;
 using sdrpn::test::scratchDir;
 using sdrpn::test::waitForIdle;
-
-QString qs(const std::string& s) {
-    return QString::fromStdString(s);
-}
-
-MainWindow::Options noSettings() {
-    MainWindow::Options options;
-    options.useSettings = false;
-    return options;
-}
 
 // Two questions about a copy of the fixture's image, in a folder of their own.
 std::string writeDataset(const std::string& dir) {

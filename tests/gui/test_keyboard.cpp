@@ -13,6 +13,7 @@
 #include "app/main_window.h"
 #include "app/threshold_controller.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 #include "widgets/ask_panel.h"
 #include "widgets/attention_panel.h"
@@ -23,21 +24,12 @@
 namespace {
 
 using sdrpn::test::fixturePath;
+using sdrpn::test::qs;
+using sdrpn::test::readyWindow;
 using sdrpn::test::waitForIdle;
 
-QString qs(const std::string& s) {
-    return QString::fromStdString(s);
-}
-
 std::unique_ptr<MainWindow> answeredWindow() {
-    MainWindow::Options options;
-    options.useSettings = false;
-    auto window = std::make_unique<MainWindow>(options);
-    window->resize(1400, 900);
-    window->show();
-    window->openModel(qs(fixturePath("tiny-llava-hf")));
-    window->openImage(qs(fixturePath("tiny-llava-hf/image_640x480.png")));
-    EXPECT_TRUE(waitForIdle(window->jobManager()));
+    auto window = readyWindow();
     QSignalSpy answered(window->askSession(), &AskSession::answered);
     window->askPanel()->setMaxNewTokens(4);
     EXPECT_TRUE(window->ask("What is written on the sign?"));

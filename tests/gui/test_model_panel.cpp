@@ -7,19 +7,15 @@
 #include "app/main_window.h"
 #include "app/model_session.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 #include "widgets/model_card_panel.h"
 
 namespace {
 
 using sdrpn::test::fixturePath;
+using sdrpn::test::noSettings;
 using sdrpn::test::waitForIdle;
-
-MainWindow::Options noSettings() {
-    MainWindow::Options options;
-    options.useSettings = false;
-    return options;
-}
 
 }  // namespace
 

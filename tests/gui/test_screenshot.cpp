@@ -8,14 +8,12 @@
 #include <QProcessEnvironment>
 
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 
 namespace {
 
-QString qs(const std::string& s) {
-    return QString::fromStdString(s);
-}
-
+using sdrpn::test::qs;
 struct StudioRun {
     int exitCode = -1;
     QString stdErr;

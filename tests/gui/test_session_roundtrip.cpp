@@ -8,6 +8,7 @@
 #include "app/main_window.h"
 #include "app/threshold_controller.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 #include "widgets/ask_panel.h"
 #include "widgets/attention_panel.h"
@@ -16,18 +17,10 @@
 namespace {
 
 using sdrpn::test::fixturePath;
+using sdrpn::test::noSettings;
+using sdrpn::test::qs;
 using sdrpn::test::scratchDir;
 using sdrpn::test::waitForIdle;
-
-QString qs(const std::string& s) {
-    return QString::fromStdString(s);
-}
-
-MainWindow::Options noSettings() {
-    MainWindow::Options options;
-    options.useSettings = false;
-    return options;
-}
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include "app/studio_tools.h"
 #include "core/data/label_store.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 #include "widgets/label_overlay.h"
 
@@ -20,11 +21,8 @@ using sdrpn::data::kHeadMean;
 using sdrpn::data::LabelStore;
 using sdrpn::data::StoredMap;
 using sdrpn::data::StoredSample;
+using sdrpn::test::qs;
 using sdrpn::test::scratchDir;
-
-QString qs(const std::string& s) {
-    return QString::fromStdString(s);
-}
 
 // A sample with the maps the llava-1.5-7b preset reads: a bright 3 × 3 patch on layer 14's heads, so the
 // labels have a foreground.

@@ -18,6 +18,7 @@
 #include "core/pipeline/ask.h"
 #include "core/sdrpn/rpn.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 #include "widgets/ask_panel.h"
 #include "widgets/attention_panel.h"
@@ -26,28 +27,11 @@
 namespace {
 
 using sdrpn::test::fixturePath;
+using sdrpn::test::noSettings;
+using sdrpn::test::qs;
+using sdrpn::test::readyWindow;
 using sdrpn::test::scratchDir;
 using sdrpn::test::waitForIdle;
-
-QString qs(const std::string& s) {
-    return QString::fromStdString(s);
-}
-
-MainWindow::Options noSettings() {
-    MainWindow::Options options;
-    options.useSettings = false;
-    return options;
-}
-
-std::unique_ptr<MainWindow> readyWindow() {
-    auto window = std::make_unique<MainWindow>(noSettings());
-    window->resize(1400, 900);
-    window->show();
-    window->openModel(qs(fixturePath("tiny-llava-hf")));
-    window->openImage(qs(fixturePath("tiny-llava-hf/image_640x480.png")));
-    EXPECT_TRUE(waitForIdle(window->jobManager()));
-    return window;
-}
 
 QMenu* topMenu(MainWindow& window, const QString& title) {
     for (QAction* action : window.menuBar()->actions()) {

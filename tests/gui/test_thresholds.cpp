@@ -13,6 +13,7 @@
 #include "app/main_window.h"
 #include "app/threshold_controller.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 #include "widgets/ask_panel.h"
 #include "widgets/label_overlay.h"
@@ -21,13 +22,12 @@
 namespace {
 
 using sdrpn::test::fixturePath;
+using sdrpn::test::noSettings;
+using sdrpn::test::qs;
+using sdrpn::test::readyWindow;
 using sdrpn::test::scratchDir;
 using sdrpn::test::waitForIdle;
 using Field = ThresholdPanel::Field;
-
-QString qs(const std::string& s) {
-    return QString::fromStdString(s);
-}
 
 std::string readFile(const QString& path) {
     std::ifstream in(path.toStdString());
@@ -36,20 +36,9 @@ std::string readFile(const QString& path) {
     return ss.str();
 }
 
-MainWindow::Options noSettings() {
-    MainWindow::Options options;
-    options.useSettings = false;
-    return options;
-}
-
 // A shown window with the fixture model, its image, and one answer (maps captured).
 std::unique_ptr<MainWindow> answeredWindow() {
-    auto window = std::make_unique<MainWindow>(noSettings());
-    window->resize(1400, 900);
-    window->show();
-    window->openModel(qs(fixturePath("tiny-llava-hf")));
-    window->openImage(qs(fixturePath("tiny-llava-hf/image_640x480.png")));
-    EXPECT_TRUE(waitForIdle(window->jobManager()));
+    auto window = readyWindow();
     QSignalSpy answered(window->askSession(), &AskSession::answered);
     window->askPanel()->setMaxNewTokens(6);
     EXPECT_TRUE(window->ask("What is written on the sign?"));
