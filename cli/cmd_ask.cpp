@@ -81,21 +81,12 @@ int askSdrpn(const Args& args, const std::string& modelDir, const std::string& i
     if (const int rc = loadRpnFor("ask", rpnChoice, *model, quiet, "", job, rpn); rc != kExitOk) return rc;
     job.onProgress = nullptr;
 
-    auto result = pipeline::answerTwoStage(*model, rpn, image, options, job,
-                                           [](pipeline::AnswerStage, const std::string& piece) {
-                                               std::fwrite(piece.data(), 1, piece.size(), stdout);
-                                               std::fflush(stdout);
-                                           });
+    auto result = pipeline::answerTwoStage(
+        *model, rpn, image, options, job,
+        [](pipeline::AnswerStage, const std::string& piece) { printStreamed(piece); });
     std::fputc('\n', stdout);
     std::fflush(stdout);
-    if (result.status().cancelled()) {
-        std::cerr << "sdrpn ask: cancelled\n";
-        return kExitCancelled;
-    }
-    if (!result) {
-        std::cerr << "sdrpn ask: " << result.message() << "\n";
-        return kExitFailed;
-    }
+    if (const int rc = exitCodeOf("ask", result.status()); rc != kExitOk) return rc;
     const auto& r = result.value();
     if (!quiet) {
         const auto& roi = r.roi;
@@ -172,19 +163,9 @@ int runAsk(const Argv& argv) {
     if (!quiet) std::fprintf(stderr, "\rloaded %s in %.2f s\n", modelDir.c_str(), model->loadSeconds);
     job.onProgress = nullptr;
 
-    auto result = pipeline::ask(*model, image, options, job, [](const std::string& piece) {
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-    });
+    auto result = pipeline::ask(*model, image, options, job, printStreamed);
     std::fputc('\n', stdout);
-    if (result.status().cancelled()) {
-        std::cerr << "sdrpn ask: cancelled\n";
-        return kExitCancelled;
-    }
-    if (!result) {
-        std::cerr << "sdrpn ask: " << result.message() << "\n";
-        return kExitFailed;
-    }
+    if (const int rc = exitCodeOf("ask", result.status()); rc != kExitOk) return rc;
     const auto& r = result.value();
     if (!quiet) {
         const auto& t = r.timings;

@@ -25,14 +25,7 @@ int runMakeDemoModel(const Argv& argv) {
     ctx.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
     cancelOnInterrupt(&ctx);
     auto r = pipeline::makeDemoModel(args.positional()[0], options, ctx);
-    if (r.status().cancelled()) {
-        std::cerr << "\nsdrpn make-demo-model: cancelled\n";
-        return kExitCancelled;
-    }
-    if (!r) {
-        std::cerr << "\nsdrpn make-demo-model: " << r.message() << "\n";
-        return kExitFailed;
-    }
+    if (const int rc = exitCodeOf("make-demo-model", r.status(), "\n"); rc != kExitOk) return rc;
     std::cout << "demo model written to " << args.positional()[0] << " (random weights)\n";
     return kExitOk;
 }
@@ -59,14 +52,7 @@ int runMakeDemoData(const Argv& argv) {
     ctx.onProgress = [](const Progress& p) { printProgress(p.fraction(), p.message); };
     cancelOnInterrupt(&ctx);
     auto r = pipeline::makeDemoDataset(args.positional()[0], options, ctx);
-    if (r.status().cancelled()) {
-        std::cerr << "\nsdrpn make-demo-data: cancelled\n";
-        return kExitCancelled;
-    }
-    if (!r) {
-        std::cerr << "\nsdrpn make-demo-data: " << r.message() << "\n";
-        return kExitFailed;
-    }
+    if (const int rc = exitCodeOf("make-demo-data", r.status(), "\n"); rc != kExitOk) return rc;
     std::cout << "\n" << r.value().count << " questions written to " << r.value().questions << "\n";
     return kExitOk;
 }

@@ -87,20 +87,12 @@ int runRoi(const Argv& argv) {
             started = true;
             current = stage;
         }
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
+        printStreamed(piece);
     };
     auto result = pipeline::answerTwoStage(*model, rpn, image, options, job, onText);
     if (started) std::fputc('\n', stdout);
     std::fflush(stdout);
-    if (result.status().cancelled()) {
-        std::cerr << "sdrpn roi: cancelled\n";
-        return kExitCancelled;
-    }
-    if (!result) {
-        std::cerr << "sdrpn roi: " << result.message() << "\n";
-        return kExitFailed;
-    }
+    if (const int rc = exitCodeOf("roi", result.status()); rc != kExitOk) return rc;
     const auto& r = result.value();
     if (r.roiAnswerIsBaseline) {
         std::printf("roi:      %s\n", r.roiAnswer.text.c_str());

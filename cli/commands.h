@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/result.h"
+
 namespace sdrpn::cli {
 
 using Argv = std::vector<std::string>;
@@ -33,6 +35,14 @@ constexpr int kExitCancelled = 130;
 
 // Installs a SIGINT handler that asks `ctx` to cancel (a second Ctrl-C exits at once).
 void cancelOnInterrupt(void* jobContext);
+
+// kExitOk for an ok status; otherwise writes `prefix` (e.g. "\n" to end a progress line) and
+// "sdrpn <command>: cancelled" or "sdrpn <command>: <message>" to stderr and returns kExitCancelled or
+// kExitFailed.
+int exitCodeOf(const std::string& command, const Status& status, const char* prefix = "");
+
+// Writes a piece of streamed answer text to stdout at once.
+void printStreamed(const std::string& piece);
 
 // A one-line progress printer for the terminal ("\r[ 42%] message").
 void printProgress(double fraction, const std::string& message);

@@ -49,4 +49,16 @@ void printProgress(double fraction, const std::string& message) {
     std::fflush(stderr);
 }
 
+int exitCodeOf(const std::string& command, const Status& status, const char* prefix) {
+    if (status.ok()) return kExitOk;
+    std::fprintf(stderr, "%ssdrpn %s: %s\n", prefix, command.c_str(),
+                 status.cancelled() ? "cancelled" : status.message.c_str());
+    return status.cancelled() ? kExitCancelled : kExitFailed;
+}
+
+void printStreamed(const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+}
+
 }  // namespace sdrpn::cli
