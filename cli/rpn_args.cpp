@@ -1,14 +1,12 @@
 #include "cli/rpn_args.h"
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/commands.h"
+#include "core/pipeline/sdrpn_checkpoint.h"
 
 namespace sdrpn::cli {
 namespace {
@@ -61,16 +59,6 @@ std::string rpnUsage(const std::string& presetOption) {
            presetOption + " and --thr override)\n";
 }
 
-bool isSdrpnCheckpoint(const std::string& folder) {
-    namespace fs = std::filesystem;
-    const fs::path config = fs::path(folder) / "config.json";
-    std::error_code ec;
-    if (!fs::is_regular_file(config, ec)) return false;
-    std::ifstream in(config);
-    const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    return j.is_object() && j.contains("twig_K");
-}
-
 RpnChoice rpnChoiceFrom(const Args& args, const std::string& modelDir) {
     RpnChoice choice;
     const bool twig = args.has("rpn-k") || args.has("rpn-t");
@@ -88,7 +76,7 @@ RpnChoice rpnChoiceFrom(const Args& args, const std::string& modelDir) {
         choice.twig.T = positiveInt(args, "rpn-t");
         return choice;
     }
-    if (isSdrpnCheckpoint(modelDir)) {
+    if (pipeline::isSdrpnCheckpoint(modelDir)) {
         choice.source = RpnChoice::Source::ModelFolder;
         choice.path = modelDir;
         return choice;

@@ -42,9 +42,6 @@ std::string rpnUsage(const std::string& presetOption);
 // for --rpn together with --rpn-k / --rpn-t, for only one of --rpn-k / --rpn-t, and for K or T < 1.
 RpnChoice rpnChoiceFrom(const Args& args, const std::string& modelDir);
 
-// True when `folder`/config.json names a twig (twig_K).
-bool isSdrpnCheckpoint(const std::string& folder);
-
 // Loads (or initialises) the chosen RPN for a loaded backbone.
 Result<Rpn> loadChosenRpn(const RpnChoice& choice, const models::Backbone& backbone, const JobContext& job);
 

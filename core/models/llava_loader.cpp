@@ -1,11 +1,8 @@
 // Loading LLaVA-1.5 checkpoints: key normalisation (mllm_reference.md §2.1–§2.3), the full expected-tensor
 // check, CLIP folder resolution for the original layout, dtype / device conversion.
-#include <filesystem>
-
 #include "core/io/safetensors.h"
 #include "core/models/llava.h"
-
-namespace fs = std::filesystem;
+#include "core/models/vision_tower.h"
 
 namespace sdrpn::models {
 
@@ -105,38 +102,17 @@ std::vector<WeightSpec> llavaWeightSpecs(const io::LlavaConfig& cfg) {
 
 std::string resolveVisionTower(const std::string& modelDir, const io::LlavaConfig& cfg,
                                const LoadOptions& options) {
-    auto isClipFolder = [](const fs::path& p) {
-        std::error_code ec;
-        return fs::is_directory(p, ec) && fs::exists(p / "config.json", ec);
-    };
-    if (!options.visionTower.empty()) {
-        if (!isClipFolder(options.visionTower))
-            throw Error("vision tower folder '" + options.visionTower +
-                        "' does not exist or has no config.json");
-        return options.visionTower;
-    }
-    const std::string& name = cfg.visionTowerName;
-    if (name.empty())
+    const VisionTowerLookup tower = findVisionTower(modelDir, cfg.visionTowerName, options.visionTower);
+    if (tower.found()) return tower.folder;
+    if (tower.explicitFolder)
+        throw Error("vision tower folder '" + options.visionTower + "' does not exist or has no config.json");
+    if (tower.name.empty())
         throw Error(modelDir +
                     ": the config names no vision tower (mm_vision_tower); give the CLIP folder "
                     "explicitly (vision tower option)");
-    std::vector<fs::path> tried;
-    const fs::path named(name);
-    if (named.is_absolute()) {
-        tried.push_back(named);
-    } else {
-        const fs::path dir(modelDir);
-        tried.push_back(dir / named);
-        tried.push_back(dir.parent_path() / named);
-        if (named.has_parent_path()) {
-            tried.push_back(dir / named.filename());
-            tried.push_back(dir.parent_path() / named.filename());
-        }
-    }
-    for (const auto& p : tried)
-        if (isClipFolder(p)) return p.lexically_normal().string();
-    std::string msg = modelDir + ": CLIP vision tower '" + name + "' (mm_vision_tower) not found; tried:";
-    for (const auto& p : tried) msg += "\n  " + p.lexically_normal().string();
+    std::string msg =
+        modelDir + ": CLIP vision tower '" + tower.name + "' (mm_vision_tower) not found; tried:";
+    for (const auto& p : tower.tried) msg += "\n  " + p;
     msg += "\ngive the CLIP folder explicitly (vision tower option)";
     throw Error(msg);
 }

@@ -1,5 +1,6 @@
 #include "core/pipeline/model_card.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -9,7 +10,9 @@
 
 #include "core/io/config.h"
 #include "core/io/safetensors.h"
+#include "core/models/vision_tower.h"
 #include "core/pipeline/demo_model.h"
+#include "core/pipeline/sdrpn_checkpoint.h"
 
 namespace sdrpn {
 namespace {
@@ -74,6 +77,7 @@ bool fillFromLlava(ModelCard& card, const std::string& folder) {
     if (cfg.layout == io::LlavaLayout::Original) {
         card.note = "original LLaVA layout: vision tower '" + cfg.visionTowerName +
                     "' is read from its own folder (not counted here)";
+        card.visionTowerName = cfg.visionTowerName;
     }
     return cfg.layout == io::LlavaLayout::Original;
 }
@@ -141,6 +145,19 @@ ModelCard inspect(const std::string& folder, JobContext& ctx) {
     }
 
     const std::vector<std::string> names = archive->names();
+    if (originalLlava) {
+        // The loader reads the tower from its own folder only when the weights hold none.
+        const bool towerInside = std::any_of(names.begin(), names.end(), [](const std::string& name) {
+            return name.find("vision_tower") != std::string::npos &&
+                   name.find("embeddings.patch_embedding.weight") != std::string::npos;
+        });
+        if (!towerInside) {
+            const models::VisionTowerLookup tower = models::findVisionTower(folder, card.visionTowerName);
+            card.needsVisionTower = true;
+            card.visionTowerFolder = tower.folder;
+            card.visionTowerTried = tower.tried;
+        }
+    }
     const auto total = static_cast<std::int64_t>(names.size());
     std::map<io::DType, std::uint64_t> bytesByDtype;
     std::int64_t done = 0;
@@ -167,6 +184,12 @@ ModelCard inspect(const std::string& folder, JobContext& ctx) {
     }
     card.dtype = bytesByDtype.empty() ? std::string("none") : std::string(io::dtypeName(dominant));
 
+    if (pipeline::isSdrpnCheckpoint(folder)) {
+        card.sdrpnCheckpoint = true;
+        const json config = readJsonFile(configPath);
+        card.twigK = intAt(config, {"twig_K"});
+        card.twigT = intAt(config, {"twig_T"});
+    }
     if (card.randomWeights) {
         const std::string demo = "demo model: random weights (answers and maps are meaningless)";
         card.note = card.note.empty() ? demo : demo + "; " + card.note;

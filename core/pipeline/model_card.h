@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/jobs.h"
 #include "core/result.h"
@@ -41,6 +42,18 @@ struct ModelCard {
     std::uint64_t weightBytes = 0;
     bool randomWeights = false;  // a safetensors file carries `"sdrpn.demo": "random"` in __metadata__
     std::string note;            // one line for a person: caveats (demo weights, separate vision tower, ...)
+
+    // SD-RPN checkpoint (pipeline::isSdrpnCheckpoint): config.json names a twig, the RPN is in the folder.
+    bool sdrpnCheckpoint = false;
+    int twigK = 0, twigT = 0;  // its config's twig_K / twig_T (0 when not given as integers)
+
+    // Original LLaVA layout whose weights hold no vision tower: the CLIP folder it needs
+    // (models::findVisionTower without an explicit folder).
+    bool needsVisionTower = false;
+    std::string visionTowerName;                // config `mm_vision_tower`
+    std::string visionTowerFolder;              // where it was found; empty when not found
+    std::vector<std::string> visionTowerTried;  // the folders looked at
+    bool visionTowerMissing() const { return needsVisionTower && visionTowerFolder.empty(); }
 };
 
 Result<ModelCard> inspectModel(const std::string& folder, JobContext& ctx);

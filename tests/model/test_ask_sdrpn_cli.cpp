@@ -2,14 +2,11 @@
 // `sdrpn roi`'s), the RoI goes to stderr, the RPN comes from --rpn-k/--rpn-t, --rpn or the model folder
 // itself when it is an SD-RPN checkpoint, and bad inputs get usage errors. Needs the sdrpn executable.
 #include <filesystem>
-#include <fstream>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "core/io/safetensors.h"
-#include "core/models/llava.h"
-#include "core/sdrpn/rpn.h"
+#include "tests/support/llava_layouts.h"
 #include "tests/support/test_support.h"
 
 using namespace sdrpn;
@@ -39,34 +36,9 @@ std::string roiAnswer(const std::string& rpnOptions) {
     return out.size() >= prefix.size() ? out.substr(prefix.size()) : out;
 }
 
-// A copy of the fixture with a twiginit twig (K=3, T=2) inside, as the released "-filled" checkpoints: the
-// backbone and twig tensors as two shards behind an index, config.json with twig_K / twig_T.
+// A copy of the fixture with a twiginit twig (K=3, T=2) inside, as the released "-filled" checkpoints.
 std::string filledCheckpoint() {
-    const std::string dir = test::scratchDir("filled") + "/model";
-    fs::create_directories(dir);
-    for (const char* f : {"tokenizer.model", "preprocessor_config.json"})
-        fs::copy_file(fixture() + "/" + f, dir + "/" + f);
-    fs::copy_file(fixture() + "/model.safetensors", dir + "/model-00001-of-00002.safetensors");
-    const std::string twig = test::scratchDir("twig");
-    {
-        torch::NoGradGuard noGrad;
-        auto model = models::loadLlava(fixture(), {}, JobContext::none());
-        saveRpn(initRpnFromBackbone(*model, {3, 2, true}), twig);
-    }
-    fs::copy_file(twig + "/model.safetensors", dir + "/model-00002-of-00002.safetensors");
-    nlohmann::json map = nlohmann::json::object();
-    for (const auto& name : io::SafetensorsArchive::open(fixture() + "/model.safetensors")->names())
-        map[name] = "model-00001-of-00002.safetensors";
-    for (const auto& name : io::SafetensorsArchive::open(twig + "/model.safetensors")->names())
-        map[name] = "model-00002-of-00002.safetensors";
-    std::ofstream(dir + "/model.safetensors.index.json") << nlohmann::json{{"weight_map", map}}.dump();
-    nlohmann::json config;
-    std::ifstream(fixture() + "/config.json") >> config;
-    config["twig_K"] = 3;
-    config["twig_T"] = 2;
-    config["roi_multi_head"] = true;
-    std::ofstream(dir + "/config.json") << config.dump(2);
-    return dir;
+    return test::writeFilledCheckpoint(test::scratchDir("filled") + "/model");
 }
 
 class AskSdrpnCli : public ::testing::Test {

@@ -11,6 +11,9 @@
 #include "core/io/tensor_io.h"
 #include "core/models/llava.h"
 #include "core/models/registry.h"
+#include "core/models/vision_tower.h"
+#include "core/pipeline/model_card.h"
+#include "tests/support/llava_layouts.h"
 #include "tests/support/test_support.h"
 
 namespace fs = std::filesystem;
@@ -80,57 +83,6 @@ std::string loadError(const std::string& dir, const LoadOptions& options = {}) {
     EXPECT_FALSE(r.ok());
     EXPECT_EQ(r.status().code, StatusCode::Failed);
     return r.message();
-}
-
-// An original-layout folder (flat config, model.* keys) beside a CLIP folder named `clipName`.
-std::string writeOriginal(const std::string& root, const std::string& clipName,
-                          const std::string& towerSetting) {
-    const std::string modelDir = root + "/llava-v1.5-tiny";
-    const std::string clipDir = root + "/" + clipName;
-    fs::create_directories(modelDir);
-    fs::create_directories(clipDir);
-    writeJson(modelDir + "/config.json", {{"architectures", {"LlavaLlamaForCausalLM"}},
-                                          {"model_type", "llava"},
-                                          {"hidden_size", 64},
-                                          {"intermediate_size", 160},
-                                          {"num_attention_heads", 4},
-                                          {"num_hidden_layers", 6},
-                                          {"num_key_value_heads", 4},
-                                          {"rms_norm_eps", 1e-5},
-                                          {"max_position_embeddings", 2048},
-                                          {"vocab_size", 514},
-                                          {"bos_token_id", 1},
-                                          {"eos_token_id", 2},
-                                          {"pad_token_id", 0},
-                                          {"image_aspect_ratio", "pad"},
-                                          {"mm_hidden_size", 32},
-                                          {"mm_projector_type", "mlp2x_gelu"},
-                                          {"mm_vision_select_feature", "patch"},
-                                          {"mm_vision_select_layer", -2},
-                                          {"mm_vision_tower", towerSetting},
-                                          {"mm_use_im_patch_token", false},
-                                          {"mm_use_im_start_end", false},
-                                          {"tie_word_embeddings", false},
-                                          {"torch_dtype", "float16"}});
-    auto llm = relabel(LlavaKeyLayout::Original);
-    llm.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", torch::ones({8}));  // ignored buffer
-    io::saveTensors(modelDir + "/model.safetensors", llm, {{"format", "pt"}});
-    writeJson(clipDir + "/config.json", {{"model_type", "clip_vision_model"},
-                                         {"hidden_size", 32},
-                                         {"intermediate_size", 64},
-                                         {"num_hidden_layers", 3},
-                                         {"num_attention_heads", 4},
-                                         {"image_size", 336},
-                                         {"patch_size", 14},
-                                         {"projection_dim", 32},
-                                         {"hidden_act", "quick_gelu"},
-                                         {"layer_norm_eps", 1e-5}});
-    auto clip = relabel(LlavaKeyLayout::ClipFolder);
-    clip.emplace_back("text_model.embeddings.token_embedding.weight", torch::zeros({10, 8}));  // ignored
-    clip.emplace_back("logit_scale", torch::ones({}));
-    clip.emplace_back("vision_model.embeddings.position_ids", torch::arange(577).unsqueeze(0));
-    io::saveTensors(clipDir + "/model.safetensors", clip);
-    return modelDir;
 }
 
 TEST(LlavaKeys, NormaliserMapsEveryLayout) {
@@ -216,7 +168,8 @@ TEST(LlavaLoading, Bf16StoredTensorsAreConverted) {
 
 TEST(LlavaLoading, OriginalLayoutWithSeparateClipFolder) {
     const std::string root = test::scratchDir("original");
-    const std::string modelDir = writeOriginal(root, "clip-vit-tiny-336", "openai/clip-vit-tiny-336");
+    const std::string modelDir =
+        test::writeOriginalLlava(root, "clip-vit-tiny-336", "openai/clip-vit-tiny-336");
     // `mm_vision_tower` is a hub name: its last component is found beside the model folder.
     auto r = tryLoadLlava(modelDir, LoadOptions{}, JobContext::none());
     ASSERT_TRUE(r.ok()) << r.message();
@@ -240,7 +193,7 @@ TEST(LlavaLoading, OriginalLayoutWithSeparateClipFolder) {
 
 TEST(LlavaLoading, VisionTowerOptionOverridesTheConfig) {
     const std::string root = test::scratchDir("override");
-    const std::string modelDir = writeOriginal(root, "my-clip", "/nonexistent/clip");
+    const std::string modelDir = test::writeOriginalLlava(root, "my-clip", "/nonexistent/clip");
     const std::string err = loadError(modelDir);
     EXPECT_NE(err.find("/nonexistent/clip"), std::string::npos) << err;
     EXPECT_NE(err.find("mm_vision_tower"), std::string::npos) << err;
@@ -254,9 +207,57 @@ TEST(LlavaLoading, VisionTowerOptionOverridesTheConfig) {
     EXPECT_NE(loadError(modelDir, options).find(root + "/missing"), std::string::npos);
 }
 
+TEST(LlavaLoading, VisionTowerLookupIsPlainData) {
+    const std::string root = test::scratchDir("lookup");
+    const std::string modelDir =
+        test::writeOriginalLlava(root, "clip-vit-tiny-336", "openai/clip-vit-tiny-336");
+    VisionTowerLookup found = findVisionTower(modelDir, "openai/clip-vit-tiny-336");
+    ASSERT_TRUE(found.found());
+    EXPECT_EQ(found.folder, fs::path(root + "/clip-vit-tiny-336").lexically_normal().string());
+    EXPECT_EQ(found.tried.size(), 4u);  // inside and beside the model folder, full name and last component
+    EXPECT_FALSE(found.explicitFolder);
+
+    const std::string lost = test::scratchDir("lookup_missing");
+    const std::string lostDir =
+        test::writeOriginalLlava(lost, "my-clip", "openai/clip-vit-large-patch14-336");
+    VisionTowerLookup missing = findVisionTower(lostDir, "openai/clip-vit-large-patch14-336");
+    EXPECT_FALSE(missing.found());
+    EXPECT_EQ(missing.name, "openai/clip-vit-large-patch14-336");
+    ASSERT_EQ(missing.tried.size(), 4u);
+    EXPECT_EQ(missing.tried[3], fs::path(lost + "/clip-vit-large-patch14-336").lexically_normal().string());
+    // The loader's message is built from the same lookup: every folder tried is named.
+    const std::string err = loadError(lostDir);
+    EXPECT_NE(err.find("not found; tried:"), std::string::npos) << err;
+    for (const auto& p : missing.tried) EXPECT_NE(err.find(p), std::string::npos) << p << "\n" << err;
+
+    VisionTowerLookup given = findVisionTower(lostDir, "ignored", lost + "/my-clip");
+    EXPECT_TRUE(given.explicitFolder);
+    EXPECT_EQ(given.folder, lost + "/my-clip");
+    EXPECT_FALSE(findVisionTower(lostDir, "ignored", lost + "/nope").found());
+    EXPECT_TRUE(findVisionTower(lostDir, "").tried.empty());
+
+    // The card says so without loading anything.
+    JobContext ctx;
+    auto card = inspectModel(lostDir, ctx);
+    ASSERT_TRUE(card.ok()) << card.message();
+    EXPECT_TRUE(card->needsVisionTower);
+    EXPECT_TRUE(card->visionTowerMissing());
+    EXPECT_EQ(card->visionTowerName, "openai/clip-vit-large-patch14-336");
+    EXPECT_EQ(card->visionTowerTried, missing.tried);
+    auto foundCard = inspectModel(modelDir, ctx);
+    ASSERT_TRUE(foundCard.ok()) << foundCard.message();
+    EXPECT_TRUE(foundCard->needsVisionTower);
+    EXPECT_FALSE(foundCard->visionTowerMissing());
+    EXPECT_EQ(foundCard->visionTowerFolder, found.folder);
+    auto hubCard = inspectModel(fixture(), ctx);
+    ASSERT_TRUE(hubCard.ok()) << hubCard.message();
+    EXPECT_FALSE(hubCard->needsVisionTower);
+    EXPECT_FALSE(hubCard->sdrpnCheckpoint);
+}
+
 TEST(LlavaLoading, RelativeVisionTowerPath) {
     const std::string root = test::scratchDir("relative");
-    const std::string modelDir = writeOriginal(root, "llava-v1.5-tiny/clip", "clip");
+    const std::string modelDir = test::writeOriginalLlava(root, "llava-v1.5-tiny/clip", "clip");
     auto r = tryLoadLlava(modelDir, LoadOptions{}, JobContext::none());
     ASSERT_TRUE(r.ok()) << r.message();
 }
