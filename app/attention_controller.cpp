@@ -1,5 +1,6 @@
 #include "app/attention_controller.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <QList>
@@ -26,8 +27,9 @@ AttentionController::AttentionController(ImageView* view, AttentionPanel* panel,
     m_overlay->setVisible(m_panel->overlayVisible());
     m_view->addOverlay(m_overlay);
     connect(m_panel, &AttentionPanel::selectionChanged, this, [this] {
+        updateGroundingEntry();
         if (!m_result) return;
-        if (m_panel->headIndex() != m_gridsHead || m_panel->queryIndex() != m_gridsQuery) rebuildLayers();
+        if (!(currentKey() == m_gridsKey)) rebuildLayers();
         showSelectedLayer();
     });
     connect(m_panel, &AttentionPanel::styleChanged, this, [this](const HeatmapStyle& style) {
@@ -52,8 +54,7 @@ void AttentionController::setResult(std::shared_ptr<const QuestionResult> result
     m_result = std::move(result);
     m_layerGrids.clear();
     m_grid.clear();
-    m_gridsHead = -2;
-    m_gridsQuery = -1;
+    m_gridsKey = {};
     m_overlay->clear();
     m_tokenGrid = {};
     m_cells.clear();
@@ -66,6 +67,7 @@ void AttentionController::setResult(std::shared_ptr<const QuestionResult> result
                                : tr("Ask a question to see where each layer looks.");
         }
         m_panel->clearMaps(message);
+        updateGroundingEntry();
         m_view->update();
         emit mapChanged();
         return;
@@ -77,10 +79,14 @@ void AttentionController::setResult(std::shared_ptr<const QuestionResult> result
     // Query choices that have rows; the answer's by default, as "where the model looked while answering".
     QStringList names = queryChoiceNames();
     QList<bool> enabled;
+    const std::size_t answerRows = queryRows(maps, QueryChoice::Answer).size();
     for (int q = 0; q < names.size(); ++q) {
-        const std::size_t n = queryRows(maps, QueryChoice(q)).size();
+        const QueryChoice choice = QueryChoice(q);
+        const std::size_t n =
+            choice == QueryChoice::AnswerToken ? answerRows : queryRows(maps, choice).size();
         enabled << (n > 0);
-        if (QueryChoice(q) != QueryChoice::LastPrompt && n > 0) names[q] += tr(" · %1 rows").arg(n);
+        if ((choice == QueryChoice::Question || choice == QueryChoice::Answer) && n > 0)
+            names[q] += tr(" · %1 rows").arg(n);
     }
     int preferred = int(QueryChoice::Answer);
     if (!enabled.value(preferred)) preferred = enabled.value(int(QueryChoice::Question)) ? 1 : 0;
@@ -90,6 +96,7 @@ void AttentionController::setResult(std::shared_ptr<const QuestionResult> result
         const QSignalBlocker block(m_panel);
         m_panel->setHeadCount(maps.heads);
         m_panel->setQueryOptions(names, enabled, preferred);
+        m_panel->setAnswerTokenChoice(int(QueryChoice::AnswerToken), int(answerRows));
     }
     rebuildLayers();
     if (firstMaps) {
@@ -97,15 +104,93 @@ void AttentionController::setResult(std::shared_ptr<const QuestionResult> result
         const QSignalBlocker block(m_panel);
         m_panel->setLayerIndex(int(maps.layers.size()) / 2);
     }
+    updateGroundingEntry();
     showSelectedLayer();
 }
 
+std::map<int, std::vector<int>> AttentionController::headsByLayer(
+    const std::vector<sdrpn::HeadGroup>& groups) {
+    std::map<int, std::vector<int>> out;
+    std::map<int, bool> every;
+    for (const auto& group : groups) {
+        std::vector<int>& heads = out[group.layer];
+        if (group.heads.empty()) every[group.layer] = true;
+        heads.insert(heads.end(), group.heads.begin(), group.heads.end());
+    }
+    for (auto& [layer, heads] : out) {
+        if (every[layer]) {
+            heads.clear();
+            continue;
+        }
+        std::sort(heads.begin(), heads.end());
+        heads.erase(std::unique(heads.begin(), heads.end()), heads.end());
+    }
+    return out;
+}
+
+void AttentionController::setGroundingHeads(std::map<int, std::vector<int>> headsByLayer) {
+    if (headsByLayer == m_grounding) return;
+    m_grounding = std::move(headsByLayer);
+    updateGroundingEntry();
+    if (!m_result || m_panel->headChoice() != AttentionPanel::HeadChoice::Grounding) return;
+    rebuildLayers();
+    showSelectedLayer();
+}
+
+const std::vector<int>* AttentionController::groundingAt(int slot) const {
+    if (!m_result || slot < 0 || slot >= int(m_result->maps.layers.size())) return nullptr;
+    const auto it = m_grounding.find(m_result->maps.layers[std::size_t(slot)].layer);
+    return it == m_grounding.end() ? nullptr : &it->second;
+}
+
+void AttentionController::updateGroundingEntry() {
+    const std::vector<int>* heads = groundingAt(m_panel->layerIndex());
+    if (heads) {
+        m_panel->setGroundingHeads(QList<int>(heads->begin(), heads->end()));
+    } else {
+        m_panel->clearGroundingHeads();
+    }
+}
+
 MapSelection AttentionController::selection() const {
+    return selectionAt(m_panel->layerIndex());
+}
+
+MapSelection AttentionController::selectionAt(int slot) const {
     MapSelection s;
-    s.layerSlot = m_panel->layerIndex();
-    s.head = m_panel->headIndex();
+    s.layerSlot = slot;
     s.query = QueryChoice(std::max(0, m_panel->queryIndex()));
+    s.answerToken = m_panel->answerTokenIndex();
+    switch (m_panel->headChoice()) {
+        case AttentionPanel::HeadChoice::Mean:
+            break;
+        case AttentionPanel::HeadChoice::One:
+            s.head = m_panel->headIndex();
+            break;
+        case AttentionPanel::HeadChoice::Set: {
+            const QList<int> set = m_panel->headSet();
+            s.heads.assign(set.begin(), set.end());
+            break;
+        }
+        case AttentionPanel::HeadChoice::Grounding:
+            // A layer without grounding heads falls back to the mean (headText() says so).
+            if (const std::vector<int>* heads = groundingAt(slot)) s.heads = *heads;
+            break;
+    }
     return s;
+}
+
+AttentionController::GridKey AttentionController::currentKey() const {
+    GridKey key;
+    key.valid = true;
+    key.choice = int(m_panel->headChoice());
+    key.head = m_panel->headIndex();
+    key.set = m_panel->headSet();
+    key.query = m_panel->queryIndex();
+    // The token matters only to the one-token query.
+    key.answerToken = key.query == int(QueryChoice::AnswerToken) ? m_panel->answerTokenIndex() : 0;
+    if (m_panel->headChoice() == AttentionPanel::HeadChoice::Grounding) key.grounding = m_grounding;
+    return key;
 }
 
 int AttentionController::selectedLayer() const {
@@ -118,15 +203,11 @@ int AttentionController::selectedLayer() const {
 void AttentionController::rebuildLayers() {
     m_layerGrids.clear();
     if (!m_result) return;
-    MapSelection s = selection();
-    m_gridsHead = m_panel->headIndex();
-    m_gridsQuery = m_panel->queryIndex();
+    m_gridsKey = currentKey();
     const auto& maps = m_result->maps;
     m_layerGrids.reserve(maps.layers.size());
-    for (std::size_t slot = 0; slot < maps.layers.size(); ++slot) {
-        s.layerSlot = int(slot);
-        m_layerGrids.push_back(attentionGrid(maps, s, m_tokenGrid));
-    }
+    for (std::size_t slot = 0; slot < maps.layers.size(); ++slot)
+        m_layerGrids.push_back(attentionGrid(maps, selectionAt(int(slot)), m_tokenGrid));
     refreshThumbnails();
 }
 
@@ -144,9 +225,25 @@ void AttentionController::refreshThumbnails() {
     m_panel->setLayerThumbnails(thumbs, labels);
 }
 
-QString AttentionController::headText(int head) const {
-    if (head >= 0) return tr("head %1").arg(head);
-    return tr("mean of %1 heads").arg(m_result ? m_result->maps.heads : 0);
+QString AttentionController::headText() const {
+    const int heads = m_result ? m_result->maps.heads : 0;
+    const MapSelection s = selection();
+    const std::vector<int> chosen = s.chosenHeads();
+    const QString list = AttentionPanel::formatHeadList(QList<int>(chosen.begin(), chosen.end()));
+    if (m_panel->headChoice() == AttentionPanel::HeadChoice::Grounding) {
+        if (!groundingAt(s.layerSlot))
+            return tr("mean of %1 heads (layer %2 has no grounding heads)").arg(heads).arg(selectedLayer());
+        if (chosen.empty()) return tr("grounding heads (all %1)").arg(heads);
+        return tr("grounding heads %1").arg(list);
+    }
+    if (chosen.empty()) return tr("mean of %1 heads").arg(heads);
+    if (chosen.size() == 1) return tr("head %1").arg(chosen.front());
+    return tr("heads %1").arg(list);
+}
+
+QString AttentionController::queryText() const {
+    const MapSelection s = selection();
+    return queryChoiceShortName(s.query, s.answerToken);
 }
 
 void AttentionController::showSelectedLayer() {
@@ -155,7 +252,13 @@ void AttentionController::showSelectedLayer() {
         slot >= 0 && slot < int(m_layerGrids.size()) ? m_layerGrids[std::size_t(slot)] : std::vector<float>{};
     if (m_grid.empty()) {
         m_overlay->clear();
-        m_panel->setSummary(tr("No map for this selection."));
+        QString why;
+        if (m_result) {
+            const std::vector<int> heads = selection().chosenHeads();
+            if (!heads.empty() && heads.back() >= m_result->maps.heads)
+                why = tr(" (%1: the model has %2 heads)").arg(headText()).arg(m_result->maps.heads);
+        }
+        m_panel->setSummary(tr("No map for this selection%1.").arg(why));
     } else {
         m_overlay->setGrid(m_tokenGrid.rows, m_tokenGrid.cols, m_grid, m_cells);
         const auto [low, high] = m_overlay->valueRange();
@@ -163,11 +266,10 @@ void AttentionController::showSelectedLayer() {
         int peak = -1;
         for (std::size_t i = 0; i < m_grid.size(); ++i)
             if (m_drawn[i] && (peak < 0 || m_grid[i] > m_grid[std::size_t(peak)])) peak = int(i);
-        const MapSelection s = selection();
         QString text = tr("Layer %1 of %2 · %3 · %4")
                            .arg(selectedLayer())
                            .arg(m_result->maps.layers.size())
-                           .arg(headText(s.head), queryChoiceShortName(s.query));
+                           .arg(headText(), queryText());
         if (peak >= 0) {
             text += tr(" · peak %1 at cell (%2, %3)")
                         .arg(formatValue(m_grid[std::size_t(peak)]))
@@ -185,11 +287,10 @@ QString AttentionController::readOut(const QPoint& pixel) const {
     const auto cell = m_overlay->cellAt(QPointF(pixel) + QPointF(0.5, 0.5));
     if (!cell) return {};
     const auto [row, col] = *cell;
-    const MapSelection s = selection();
     return tr("cell (%1, %2) = %3 · layer %4 · %5 · %6")
         .arg(row)
         .arg(col)
         .arg(formatValue(m_grid[std::size_t(row) * m_tokenGrid.cols + col]))
         .arg(selectedLayer())
-        .arg(headText(s.head), queryChoiceShortName(s.query));
+        .arg(headText(), queryText());
 }

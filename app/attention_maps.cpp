@@ -1,5 +1,7 @@
 #include "app/attention_maps.h"
 
+#include <algorithm>
+
 #include <QObject>
 
 using sdrpn::models::AttentionMaps;
@@ -8,10 +10,10 @@ using sdrpn::models::QueryKind;
 
 QStringList queryChoiceNames() {
     return {QObject::tr("Last prompt token"), QObject::tr("Question tokens (mean)"),
-            QObject::tr("Answer tokens (mean)")};
+            QObject::tr("Answer tokens (mean)"), QObject::tr("One answer token")};
 }
 
-QString queryChoiceShortName(QueryChoice choice) {
+QString queryChoiceShortName(QueryChoice choice, int answerToken) {
     switch (choice) {
         case QueryChoice::LastPrompt:
             return QObject::tr("last prompt token");
@@ -19,11 +21,21 @@ QString queryChoiceShortName(QueryChoice choice) {
             return QObject::tr("question tokens");
         case QueryChoice::Answer:
             return QObject::tr("answer tokens");
+        case QueryChoice::AnswerToken:
+            return QObject::tr("answer token %1").arg(answerToken);
     }
     return {};
 }
 
-std::vector<std::size_t> queryRows(const AttentionMaps& maps, QueryChoice choice) {
+std::vector<int> MapSelection::chosenHeads() const {
+    if (heads.empty()) return head >= 0 ? std::vector<int>{head} : std::vector<int>{};
+    std::vector<int> out = heads;
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+std::vector<std::size_t> queryRows(const AttentionMaps& maps, QueryChoice choice, int answerToken) {
     switch (choice) {
         case QueryChoice::LastPrompt: {
             // The last token of the first prefill: the query SD-RPN's predictor reads.
@@ -35,6 +47,11 @@ std::vector<std::size_t> queryRows(const AttentionMaps& maps, QueryChoice choice
             return maps.rowsOfKind(QueryKind::Question);
         case QueryChoice::Answer:
             return maps.rowsOfKind(QueryKind::Answer);
+        case QueryChoice::AnswerToken: {
+            const std::vector<std::size_t> rows = maps.rowsOfKind(QueryKind::Answer);
+            if (answerToken < 0 || std::size_t(answerToken) >= rows.size()) return {};
+            return {rows[std::size_t(answerToken)]};
+        }
     }
     return {};
 }
@@ -64,8 +81,14 @@ std::vector<float> attentionGrid(const AttentionMaps& maps, const MapSelection& 
                                  const TokenGrid& grid) {
     if (grid.cells() == 0 || selection.layerSlot < 0 || selection.layerSlot >= int(maps.layers.size()))
         return {};
-    if (selection.head >= maps.heads || maps.heads <= 0) return {};
-    const std::vector<std::size_t> rows = queryRows(maps, selection.query);
+    if (maps.heads <= 0) return {};
+    std::vector<int> heads = selection.chosenHeads();
+    if (heads.empty()) {
+        heads.resize(std::size_t(maps.heads));
+        for (int h = 0; h < maps.heads; ++h) heads[std::size_t(h)] = h;
+    }
+    if (heads.front() < 0 || heads.back() >= maps.heads) return {};
+    const std::vector<std::size_t> rows = queryRows(maps, selection.query, selection.answerToken);
     if (rows.empty()) return {};
     const auto& values = maps.layers[std::size_t(selection.layerSlot)].values;
     const std::size_t nRows = maps.rows.size();
@@ -74,16 +97,14 @@ std::vector<float> attentionGrid(const AttentionMaps& maps, const MapSelection& 
 
     // Sum in double: a mean over 32 heads × ~100 rows of probabilities around 1e-3.
     std::vector<double> sum(grid.cells(), 0.0);
-    const int h0 = selection.head < 0 ? 0 : selection.head;
-    const int h1 = selection.head < 0 ? maps.heads : selection.head + 1;
-    for (int h = h0; h < h1; ++h) {
+    for (int h : heads) {
         for (std::size_t row : rows) {
             const float* src =
                 values.data() + (std::size_t(h) * nRows + row) * keys + std::size_t(grid.firstKey);
             for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += src[i];
         }
     }
-    const double n = double(h1 - h0) * double(rows.size());
+    const double n = double(heads.size()) * double(rows.size());
     std::vector<float> out(sum.size());
     for (std::size_t i = 0; i < sum.size(); ++i) out[i] = float(sum[i] / n);
     return out;

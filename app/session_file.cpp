@@ -269,8 +269,17 @@ QJsonObject sessionToJson(const StudioSession& session) {
     json["rpn"] = rpn;
     if (!session.labelSettings.isEmpty()) json["label_settings"] = session.labelSettings;
     if (!session.roiSettings.isEmpty()) json["roi_settings"] = session.roiSettings;
-    json["selection"] =
-        QJsonObject{{"layer", session.layerSlot}, {"head", session.head}, {"query", session.query}};
+    // "head" stays the one head (-1 otherwise) so that older builds still open the file; a set of heads,
+    // the grounding choice and the answer token are further keys.
+    QJsonObject selection{{"layer", session.layerSlot}, {"head", session.head}, {"query", session.query}};
+    if (!session.heads.empty()) {
+        QJsonArray heads;
+        for (int h : session.heads) heads.append(h);
+        selection["heads"] = heads;
+    }
+    if (session.groundingHeads) selection["grounding_heads"] = true;
+    if (session.answerToken >= 0) selection["answer_token"] = session.answerToken;
+    json["selection"] = selection;
     if (session.hasView) {
         QJsonObject view;
         view["fit"] = session.view.fitToView;
@@ -313,7 +322,22 @@ std::optional<StudioSession> sessionFromJson(const QJsonObject& json, const QStr
     const QJsonObject selection = json.value("selection").toObject();
     s.layerSlot = selection.value("layer").toInt(-1);
     s.head = selection.value("head").toInt(-1);
+    const QJsonValue heads = selection.value("heads");
+    if (!heads.isUndefined() && !heads.isNull()) {
+        bool valid = heads.isArray();
+        for (const QJsonValue& h : heads.toArray()) {
+            valid = valid && h.isDouble() && h.toDouble() >= 0 && h.toDouble() == double(h.toInt());
+            s.heads.push_back(h.toInt());
+        }
+        if (!valid) {
+            if (error)
+                *error = QObject::tr("key \"selection.heads\" must be an array of head numbers (0, 1, ...)");
+            return std::nullopt;
+        }
+    }
+    s.groundingHeads = selection.value("grounding_heads").toBool(false);
     s.query = selection.value("query").toInt(-1);
+    s.answerToken = selection.value("answer_token").toInt(-1);
     s.modelFolder = resolve(s.modelFolder, baseDir);
     s.imagePath = resolve(s.imagePath, baseDir);
     QString png;

@@ -20,6 +20,7 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include <QByteArray>
 #include <QJsonObject>
@@ -42,10 +43,15 @@ struct StudioSession {
     QJsonObject roiSettings;    // sdrpn::RoiSettings::toJson; empty: the defaults
     bool hasView = false;       // false: fit the image
     ImageViewState view;
-    // The attention selection: layer slot, head (-1: mean of heads), query choice; -1: the defaults.
+    // The attention selection: layer slot, heads, query choice; -1: the defaults. The heads are one of:
+    // `head` >= 0 (one head), `heads` (a set, averaged), `groundingHeads` (the label settings' grounding
+    // heads of the viewed layer), else the mean of heads.
     int layerSlot = -1;
     int head = -1;
+    std::vector<int> heads;
+    bool groundingHeads = false;
     int query = -1;
+    int answerToken = -1;  // the answer token of the one-answer-token query; -1: the default
     // The maps of the answer and of its RoI (not in the JSON: the sidecar). Null when there are none.
     std::shared_ptr<const QuestionResult> maps;
     std::shared_ptr<const TwoStageAnswer> roi;

@@ -31,6 +31,7 @@ sdrpn::models::QueryKind queryKind(QueryChoice choice) {
         case QueryChoice::Question:
             return sdrpn::models::QueryKind::Question;
         case QueryChoice::Answer:
+        case QueryChoice::AnswerToken:
             break;
     }
     return sdrpn::models::QueryKind::Answer;
@@ -203,7 +204,9 @@ void StudioTools::refreshPlots() {
     const MapSelection sel = m_attention->selection();
     const TokenGrid grid = m_attention->tokenGrid();
     const auto& maps = result->maps;
-    if (m_statsFor != result.get() || m_statsHead != sel.head || m_statsQuery != int(sel.query)) {
+    // The heads and query in words name the selection exactly (the grounding heads per layer included).
+    const QString statsKey = m_attention->headText() + QLatin1Char('|') + m_attention->queryText();
+    if (m_statsFor != result.get() || m_statsKey != statsKey) {
         std::vector<std::uint8_t> sinks;
         try {
             const sdrpn::GridMap sink = sdrpn::attentionToImage(maps, m_settings.sink, queryKind(sel.query));
@@ -215,9 +218,7 @@ void StudioTools::refreshPlots() {
         std::vector<std::vector<float>> perLayer;
         m_layers.clear();
         for (std::size_t slot = 0; slot < maps.layers.size(); ++slot) {
-            MapSelection s = sel;
-            s.layerSlot = int(slot);
-            perLayer.push_back(attentionGrid(maps, s, grid));
+            perLayer.push_back(attentionGrid(maps, m_attention->selectionAt(int(slot)), grid));
             m_layers << double(maps.layers[slot].layer);
         }
         const std::vector<sdrpn::MapStats> stats = sdrpn::mapStatsPerLayer(perLayer, sinks);
@@ -232,8 +233,7 @@ void StudioTools::refreshPlots() {
         m_sink = toQVector(sink);
         m_statsPlot->setStats(m_layers, m_mass, m_entropy, m_sink);
         m_statsFor = result.get();
-        m_statsHead = sel.head;
-        m_statsQuery = int(sel.query);
+        m_statsKey = statsKey;
     }
     m_statsPlot->setCurrentLayer(m_attention->selectedLayer());
 
@@ -280,11 +280,8 @@ FigureSpec StudioTools::currentFigure() const {
         } else {
             spec.colorBar = false;
         }
-        const MapSelection sel = m_attention->selection();
         if (m_attention->selectedLayer() >= 0) caption << tr("layer %1").arg(m_attention->selectedLayer());
-        if (m_attention->result())
-            caption << (sel.head >= 0 ? tr("head %1").arg(sel.head) : tr("mean of heads"))
-                    << queryChoiceShortName(sel.query);
+        if (m_attention->result()) caption << m_attention->headText() << m_attention->queryText();
     } else {
         spec.colorBar = false;
     }
@@ -304,16 +301,20 @@ std::vector<ExportMap> StudioTools::currentMaps() const {
     std::vector<ExportMap> out;
     const auto result = m_attention ? m_attention->result() : nullptr;
     if (!result) return out;
-    const MapSelection sel = m_attention->selection();
     const TokenGrid grid = m_attention->tokenGrid();
-    const QString head =
-        sel.head >= 0 ? QStringLiteral("head_%1").arg(sel.head) : QStringLiteral("head_mean");
-    const QString query = QStringList{"last_prompt", "question", "answer"}.value(int(sel.query));
     for (std::size_t slot = 0; slot < result->maps.layers.size(); ++slot) {
-        MapSelection s = sel;
-        s.layerSlot = int(slot);
+        const MapSelection s = m_attention->selectionAt(int(slot));
         std::vector<float> values = attentionGrid(result->maps, s, grid);
         if (values.empty()) continue;
+        // "head_mean", "head_4" or "heads_0_2"; "last_prompt", "question", "answer" or "answer_token_2".
+        const std::vector<int> heads = s.chosenHeads();
+        QString head = heads.empty()       ? QStringLiteral("head_mean")
+                       : heads.size() == 1 ? QStringLiteral("head")
+                                           : QStringLiteral("heads");
+        for (int h : heads) head += QStringLiteral("_%1").arg(h);
+        const QString query = s.query == QueryChoice::AnswerToken
+                                  ? QStringLiteral("answer_token_%1").arg(s.answerToken)
+                                  : QStringList{"last_prompt", "question", "answer"}.value(int(s.query));
         out.push_back({QStringLiteral("layer_%1.%2.%3").arg(result->maps.layers[slot].layer).arg(head, query),
                        grid.rows, grid.cols, std::move(values)});
     }

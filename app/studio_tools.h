@@ -175,7 +175,6 @@ private:
     TrainDialogValues m_lastTrain;
     // Per-layer statistics cache: recomputed only when the maps, the head / query or the settings change.
     const void* m_statsFor = nullptr;
-    int m_statsHead = -2;
-    int m_statsQuery = -1;
+    QString m_statsKey;  // the head / query selection the stats were computed for
     QVector<double> m_layers, m_mass, m_entropy, m_sink;
 };

@@ -1,5 +1,6 @@
-// attention_maps.h: from captured AttentionMaps to the grid the heat map draws (head and query selections)
-// and where the cells lie on the original image (pad band and centre crop), on small synthetic maps.
+// attention_maps.h: from captured AttentionMaps to the grid the heat map draws (head and query selections:
+// one head, a set of heads, every head; rows of a kind or one answer token) and where the cells lie on the
+// original image (pad band and centre crop), on small synthetic maps.
 #include "app/attention_maps.h"
 
 #include <gtest/gtest.h>
@@ -69,6 +70,111 @@ TEST(AttentionMaps, SelectsHeadsAndQueryRows) {
     EXPECT_TRUE(attentionGrid(maps, s, grid).empty());
 }
 
+namespace {
+
+// 1 layer, 4 heads, a 2 × 2 image grid (no extra key); rows: last prompt, 3 answer tokens. The values are
+// small unrelated numbers so that each expected mean below is worked out by hand from this table.
+AttentionMaps fourHeadMaps() {
+    AttentionMaps maps;
+    maps.heads = 4;
+    maps.imageKeys = 4;
+    maps.imageSpans.push_back({10, 4, {2, 2}});
+    maps.rows = {{20, 7, QueryKind::LastPrompt},
+                 {21, 8, QueryKind::Answer},
+                 {22, 9, QueryKind::Answer},
+                 {23, 5, QueryKind::Answer}};
+    // [head][row][key]
+    const float v[4][4][4] = {
+        {{1, 2, 3, 4}, {2, 0, 0, 2}, {4, 4, 0, 0}, {0, 6, 0, 6}},
+        {{9, 9, 9, 9}, {8, 8, 8, 8}, {7, 7, 7, 7}, {6, 6, 6, 6}},
+        {{0, 0, 0, 8}, {4, 2, 0, 0}, {0, 2, 4, 6}, {2, 0, 0, 0}},
+        {{5, 5, 5, 5}, {1, 1, 1, 1}, {3, 3, 3, 3}, {0, 0, 0, 0}},
+    };
+    sdrpn::models::LayerAttention la;
+    la.layer = 3;
+    for (const auto& head : v)
+        for (const auto& row : head)
+            for (float x : row) la.values.push_back(x);
+    maps.layers.push_back(la);
+    return maps;
+}
+
+}  // namespace
+
+TEST(AttentionMaps, ASetOfHeadsIsTheMeanOfThoseHeads) {
+    const AttentionMaps maps = fourHeadMaps();
+    const TokenGrid grid = imageTokenGrid(maps, twoByTwo(28, 28, ImageFit::Pad));
+    ASSERT_EQ(grid.cells(), 4u);
+    MapSelection s;
+    s.query = QueryChoice::LastPrompt;  // row 0
+
+    // Heads 0 and 2, row 0: ({1,2,3,4} + {0,0,0,8}) / 2.
+    s.heads = {0, 2};
+    const std::vector<float> pair = attentionGrid(maps, s, grid);
+    EXPECT_EQ(pair, (std::vector<float>{0.5f, 1.0f, 1.5f, 6.0f}));
+    // Every head, row 0: ({1,2,3,4} + {9,9,9,9} + {0,0,0,8} + {5,5,5,5}) / 4.
+    s.heads.clear();
+    const std::vector<float> all = attentionGrid(maps, s, grid);
+    EXPECT_EQ(all, (std::vector<float>{3.75f, 4.0f, 4.25f, 6.5f}));
+    EXPECT_NE(pair, all);
+    // Order and repeats do not matter: a set.
+    s.heads = {2, 0, 2};
+    EXPECT_EQ(attentionGrid(maps, s, grid), pair);
+    // A set of one head is that head, as `head` alone.
+    s.heads = {1};
+    const std::vector<float> one = attentionGrid(maps, s, grid);
+    EXPECT_EQ(one, (std::vector<float>{9, 9, 9, 9}));
+    s.heads.clear();
+    s.head = 1;
+    EXPECT_EQ(attentionGrid(maps, s, grid), one);
+
+    // Heads 0, 2 and 3 over the three answer rows: a mean over 3 heads × 3 rows.
+    // Per key: (2+4+0 + 4+0+2 + 1+3+0) / 9 = 16/9, (0+4+6 + 2+2+0 + 1+3+0) / 9 = 18/9,
+    //          (0+0+0 + 0+4+0 + 1+3+0) / 9 = 8/9,  (2+0+6 + 0+6+0 + 1+3+0) / 9 = 18/9.
+    s.head = -1;
+    s.heads = {0, 2, 3};
+    s.query = QueryChoice::Answer;
+    const std::vector<float> answer = attentionGrid(maps, s, grid);
+    ASSERT_EQ(answer.size(), 4u);
+    EXPECT_FLOAT_EQ(answer[0], 16.0f / 9);
+    EXPECT_FLOAT_EQ(answer[1], 2.0f);
+    EXPECT_FLOAT_EQ(answer[2], 8.0f / 9);
+    EXPECT_FLOAT_EQ(answer[3], 2.0f);
+
+    // A head out of range (or negative) in the set: no map.
+    s.heads = {0, 4};
+    EXPECT_TRUE(attentionGrid(maps, s, grid).empty());
+    s.heads = {-1, 2};
+    EXPECT_TRUE(attentionGrid(maps, s, grid).empty());
+}
+
+TEST(AttentionMaps, OneAnswerTokenIsOneAnswerRow) {
+    const AttentionMaps maps = fourHeadMaps();
+    const TokenGrid grid = imageTokenGrid(maps, twoByTwo(28, 28, ImageFit::Pad));
+    // Answer rows are rows 1, 2, 3: token 1 is row 2.
+    EXPECT_EQ(queryRows(maps, QueryChoice::AnswerToken, 0), (std::vector<std::size_t>{1}));
+    EXPECT_EQ(queryRows(maps, QueryChoice::AnswerToken, 1), (std::vector<std::size_t>{2}));
+    EXPECT_EQ(queryRows(maps, QueryChoice::AnswerToken, 2), (std::vector<std::size_t>{3}));
+    EXPECT_TRUE(queryRows(maps, QueryChoice::AnswerToken, 3).empty());
+    EXPECT_TRUE(queryRows(maps, QueryChoice::AnswerToken, -1).empty());
+
+    MapSelection s;
+    s.query = QueryChoice::AnswerToken;
+    s.answerToken = 1;
+    s.heads = {0, 2};
+    // Row 2, heads 0 and 2: ({4,4,0,0} + {0,2,4,6}) / 2.
+    const std::vector<float> token = attentionGrid(maps, s, grid);
+    EXPECT_EQ(token, (std::vector<float>{2, 3, 2, 3}));
+    s.query = QueryChoice::Answer;
+    EXPECT_NE(attentionGrid(maps, s, grid), token);  // the mean over the three answer rows differs
+
+    s.query = QueryChoice::AnswerToken;
+    s.answerToken = 3;
+    EXPECT_TRUE(attentionGrid(maps, s, grid).empty());
+    EXPECT_EQ(queryChoiceShortName(QueryChoice::AnswerToken, 2), QStringLiteral("answer token 2"));
+    EXPECT_EQ(queryChoiceNames().size(), 4);
+}
+
 TEST(AttentionMaps, NoRowsOfAKindGiveNoMap) {
     AttentionMaps maps = syntheticMaps();
     // Keep only the last prompt row's kind: no answer rows (a one-token answer is never fed back).
@@ -79,6 +185,7 @@ TEST(AttentionMaps, NoRowsOfAKindGiveNoMap) {
     s.query = QueryChoice::Answer;
     EXPECT_TRUE(queryRows(maps, QueryChoice::Answer).empty());
     EXPECT_TRUE(attentionGrid(maps, s, grid).empty());
+    EXPECT_TRUE(queryRows(maps, QueryChoice::AnswerToken, 0).empty());
 }
 
 TEST(AttentionMaps, AGridOtherThanTheGeometrysIsNotDrawn) {

@@ -57,6 +57,15 @@ TEST(Keyboard, ArrowsScrubLayersAndHeads) {
     EXPECT_EQ(panel->layerIndex(), layer - 1);
     EXPECT_EQ(window->attention()->selectedLayer(), layer - 1);
 
+    // The head walk: mean of heads, the grounding heads (the fixture model is smaller than the preset, so
+    // the grounding follows the viewed layer and this layer has some), set of heads…, head 0, head 1, ...
+    using Choice = AttentionPanel::HeadChoice;
+    ASSERT_EQ(panel->headChoice(), Choice::Mean);
+    ASSERT_TRUE(panel->hasGroundingHeads());
+    QTest::keyClick(view, Qt::Key_Down);
+    EXPECT_EQ(panel->headChoice(), Choice::Grounding);
+    QTest::keyClick(view, Qt::Key_Down);
+    EXPECT_EQ(panel->headChoice(), Choice::Set);
     QTest::keyClick(view, Qt::Key_Down);
     EXPECT_EQ(panel->headIndex(), 0);
     QTest::keyClick(view, Qt::Key_Down);
@@ -64,11 +73,18 @@ TEST(Keyboard, ArrowsScrubLayersAndHeads) {
     QTest::keyClick(view, Qt::Key_Up);
     EXPECT_EQ(panel->headIndex(), 0);
     QTest::keyClick(view, Qt::Key_Up);
+    EXPECT_EQ(panel->headChoice(), Choice::Set);
+    QTest::keyClick(view, Qt::Key_Up);
+    EXPECT_EQ(panel->headChoice(), Choice::Grounding);
+    QTest::keyClick(view, Qt::Key_Up);
     QTest::keyClick(view, Qt::Key_Up);  // stays at the mean
+    EXPECT_EQ(panel->headChoice(), Choice::Mean);
     EXPECT_EQ(panel->headIndex(), -1);
 
-    // The denoised view follows the viewed layer and head.
-    QTest::keyClick(window->labelView(), Qt::Key_Down);
+    // The denoised view follows the viewed layer and head: the grounding heads and the set (every head
+    // so far) leave it at every head, head 0 makes it head 0.
+    for (int i = 0; i < 3; ++i) QTest::keyClick(window->labelView(), Qt::Key_Down);
+    EXPECT_EQ(panel->headIndex(), 0);
     ASSERT_TRUE(window->thresholdPanel()->followView());
     const auto& grounding = window->thresholds()->labelSettings().grounding;
     ASSERT_EQ(grounding.size(), 1u);

@@ -2,6 +2,7 @@
 // captured maps (sidecar <session>.maps.safetensors). Reopened in a new window, the raw, denoised and RoI
 // views show the same maps, labels and RoI, without running the model.
 #include <QFileInfo>
+#include <QJsonArray>
 #include <QSignalSpy>
 
 #include "app/attention_controller.h"
@@ -53,8 +54,15 @@ TEST(SessionRoundTrip, ReopeningRestoresAnswersSettingsMapsAndRoiWithoutAsking) 
     window->thresholds()->setLabelSettings(label);
     sdrpn::RoiSettings roi = window->thresholds()->roiSettings();
     window->thresholds()->setRoiSettings(roi);
-    window->attentionPanel()->setHeadIndex(1);
+    // A set of heads and one answer token (the last one fed back).
+    ASSERT_TRUE(window->attentionPanel()->setHeadSet({0, 2}));
+    const int answerRows = int(queryRows(window->attention()->result()->maps, QueryChoice::Answer).size());
+    ASSERT_GE(answerRows, 1);
+    window->attentionPanel()->setQueryIndex(int(QueryChoice::AnswerToken));
+    window->attentionPanel()->setAnswerTokenIndex(answerRows - 1);
     window->attentionPanel()->setLayerIndex(2);
+    ASSERT_EQ(window->attention()->selection().chosenHeads(), (std::vector<int>{0, 2}));
+    ASSERT_EQ(window->attention()->selection().answerToken, answerRows - 1);
 
     const auto maps = window->attention()->result();
     ASSERT_NE(maps, nullptr);
@@ -106,9 +114,12 @@ TEST(SessionRoundTrip, ReopeningRestoresAnswersSettingsMapsAndRoiWithoutAsking) 
     EXPECT_EQ(back->geometry.cropLeft, maps->geometry.cropLeft);
     EXPECT_EQ(back->geometry.scaleX, maps->geometry.scaleX);
 
-    // The same view: layer, head, the drawn values; the labels; the RoI.
+    // The same view: layer, heads, query token, the drawn values; the labels; the RoI.
     EXPECT_EQ(again->attentionPanel()->layerIndex(), 2);
-    EXPECT_EQ(again->attentionPanel()->headIndex(), 1);
+    EXPECT_EQ(again->attentionPanel()->headChoice(), AttentionPanel::HeadChoice::Set);
+    EXPECT_EQ(again->attentionPanel()->headSet(), (QList<int>{0, 2}));
+    EXPECT_EQ(again->attentionPanel()->queryIndex(), int(QueryChoice::AnswerToken));
+    EXPECT_EQ(again->attentionPanel()->answerTokenIndex(), answerRows - 1);
     EXPECT_EQ(again->heatmapOverlay()->values(), shown);
     EXPECT_DOUBLE_EQ(again->thresholds()->labelSettings().foregroundRatio, 0.35);
     EXPECT_EQ(again->thresholds()->roiSettings().toJson(), roi.toJson());
@@ -143,4 +154,60 @@ TEST(SessionRoundTrip, ASessionWithoutMapsWritesNoSidecar) {
     ASSERT_TRUE(back) << error.toStdString();
     EXPECT_EQ(back->answer, "a");
     EXPECT_EQ(back->maps, nullptr);
+}
+
+TEST(SessionRoundTrip, TheAttentionSelectionSurvivesTheJson) {
+    StudioSession s;
+    s.layerSlot = 3;
+    s.heads = {0, 2, 5};
+    s.query = int(QueryChoice::AnswerToken);
+    s.answerToken = 2;
+    QString error;
+    auto back = sessionFromJson(sessionToJson(s), {}, &error);
+    ASSERT_TRUE(back) << error.toStdString();
+    EXPECT_EQ(back->layerSlot, 3);
+    EXPECT_EQ(back->head, -1);
+    EXPECT_EQ(back->heads, (std::vector<int>{0, 2, 5}));
+    EXPECT_FALSE(back->groundingHeads);
+    EXPECT_EQ(back->query, int(QueryChoice::AnswerToken));
+    EXPECT_EQ(back->answerToken, 2);
+
+    StudioSession one;
+    one.head = 4;
+    one.groundingHeads = false;
+    back = sessionFromJson(sessionToJson(one), {}, &error);
+    ASSERT_TRUE(back) << error.toStdString();
+    EXPECT_EQ(back->head, 4);
+    EXPECT_TRUE(back->heads.empty());
+    EXPECT_EQ(back->answerToken, -1);
+
+    StudioSession grounding;
+    grounding.groundingHeads = true;
+    back = sessionFromJson(sessionToJson(grounding), {}, &error);
+    ASSERT_TRUE(back) << error.toStdString();
+    EXPECT_TRUE(back->groundingHeads);
+    EXPECT_EQ(back->head, -1);
+}
+
+TEST(SessionRoundTrip, AnOlderSelectionWithOneHeadStillOpens) {
+    // What version 2 files held before head sets: "head" alone.
+    const QJsonObject json{{"format", kSessionFormat},
+                           {"version", 2},
+                           {"question", "q"},
+                           {"selection", QJsonObject{{"layer", 1}, {"head", 3}, {"query", 2}}}};
+    QString error;
+    const auto back = sessionFromJson(json, {}, &error);
+    ASSERT_TRUE(back) << error.toStdString();
+    EXPECT_EQ(back->layerSlot, 1);
+    EXPECT_EQ(back->head, 3);
+    EXPECT_TRUE(back->heads.empty());
+    EXPECT_FALSE(back->groundingHeads);
+    EXPECT_EQ(back->query, 2);
+    EXPECT_EQ(back->answerToken, -1);
+
+    // A malformed set of heads names the key.
+    QJsonObject bad = json;
+    bad["selection"] = QJsonObject{{"heads", QJsonArray{0, "two"}}};
+    EXPECT_FALSE(sessionFromJson(bad, {}, &error));
+    EXPECT_TRUE(error.contains("selection.heads")) << error.toStdString();
 }

@@ -11,6 +11,8 @@
 #include <QTest>
 
 #include "app/attention_controller.h"
+#include "app/attention_maps.h"
+#include "app/export.h"
 #include "app/main_window.h"
 #include "app/model_session.h"
 #include "app/studio_tools.h"
@@ -119,6 +121,23 @@ TEST(StudioTools, ThePlotsFollowTheMapsTheSettingsAndTheLayerClicks) {
     emit tools->layerRequested(wanted);
     EXPECT_EQ(window->attention()->selectedLayer(), wanted);
     EXPECT_EQ(panel->layerIndex(), int(result->maps.layers.size()) - 1);
+
+    // A set of heads: the exported maps hold those heads' mean for every layer and are named after them,
+    // and the figure's caption says which heads.
+    ASSERT_TRUE(panel->setHeadSet({0, 1}));
+    const std::vector<ExportMap> exported = tools->currentMaps();
+    ASSERT_EQ(exported.size(), result->maps.layers.size());
+    for (std::size_t slot = 0; slot < exported.size(); ++slot) {
+        MapSelection pair;
+        pair.layerSlot = int(slot);
+        pair.heads = {0, 1};
+        pair.query = window->attention()->selection().query;
+        EXPECT_EQ(exported[slot].values, attentionGrid(result->maps, pair, window->attention()->tokenGrid()));
+        EXPECT_TRUE(exported[slot].name.contains(QStringLiteral(".heads_0_1.")))
+            << exported[slot].name.toStdString();
+    }
+    EXPECT_TRUE(tools->currentFigure().caption.contains(QStringLiteral("heads 0,1")))
+        << tools->currentFigure().caption.toStdString();
 
     // The thresholds dock's label settings reach the plots.
     sdrpn::LabelSettings settings = window->thresholds()->labelSettings();
