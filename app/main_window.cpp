@@ -109,6 +109,13 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     buildStatusBar();
     m_attention = new AttentionController(m_view, m_attentionPanel, this);
     m_thresholds = new ThresholdController(m_thresholdPanel, m_labelView, m_roiView, this);
+    // The attention panel's "Grounding heads" are the label settings' grounding groups.
+    auto groundingToAttention = [this] {
+        m_attention->setGroundingHeads(
+            AttentionController::headsByLayer(m_thresholds->labelSettings().grounding));
+    };
+    groundingToAttention();
+    connect(m_thresholds, &ThresholdController::labelsChanged, m_attention, groundingToAttention);
     connectJobs();
     connectModelSession();
     connectAskSession();
@@ -487,6 +494,17 @@ void MainWindow::connectJobs() {
 }
 
 void MainWindow::connectModelSession() {
+    if (m_options.useSettings) {
+        const QVariantMap towers = QSettings().value(QStringLiteral("models/visionTowers")).toMap();
+        for (auto it = towers.begin(); it != towers.end(); ++it)
+            m_model->setVisionTower(it.key(), it.value().toString());
+    }
+    connect(m_model, &ModelSession::visionTowerNeeded, this, [this](const VisionTowerRequest& request) {
+        m_card->showError(request.modelFolder, request.message());
+        // Asked once the load job has finished, outside its completion.
+        QMetaObject::invokeMethod(
+            this, [this, request] { askForVisionTower(request); }, Qt::QueuedConnection);
+    });
     connect(m_model, &ModelSession::loadStarted, this, [this](const QString& folder) {
         // An RPN reads its own backbone's hidden states: it goes with the model.
         m_rpn->clear();
@@ -506,6 +524,7 @@ void MainWindow::connectModelSession() {
         statusBar()->showMessage(message, kStatusTimeoutMs);
         updateTitle();
         updateRpnStatus();
+        applyModelDefaults(folder);
         if (m_restore) {
             m_restore->waitingForModel = false;
             maybeFinishSessionRestore();
@@ -676,6 +695,10 @@ StudioSession MainWindow::currentSession() const {
     if (s.maps) {
         s.layerSlot = m_attentionPanel->layerIndex();
         s.head = m_attentionPanel->headIndex();
+        const QList<int> headSet = m_attentionPanel->headSet();
+        s.heads.assign(headSet.begin(), headSet.end());
+        s.groundingHeads = m_attentionPanel->headChoice() == AttentionPanel::HeadChoice::Grounding;
+        s.answerToken = m_attentionPanel->answerTokenIndex();
         s.query = m_attentionPanel->queryIndex();
     }
     return s;
@@ -707,6 +730,27 @@ bool MainWindow::openSession(const QString& path) {
     m_restore->layerSlot = session->layerSlot;
     m_restore->head = session->head;
     m_restore->query = session->query;
+    if (session->maps && (!session->heads.empty() || session->groundingHeads || session->answerToken >= 0)) {
+        // The head set, the grounding choice and the answer token follow the layer, head and query that
+        // maybeFinishSessionRestore sets, on these maps only (a later session may replace this one).
+        const std::weak_ptr<const QuestionResult> maps = session->maps;
+        const QList<int> heads(session->heads.begin(), session->heads.end());
+        const bool grounding = session->groundingHeads;
+        const int token = session->answerToken;
+        connect(
+            this, &MainWindow::sessionRestored, m_attention,
+            [this, maps, heads, grounding, token] {
+                const auto wanted = maps.lock();
+                if (!wanted || m_attention->result() != wanted) return;
+                if (token >= 0) m_attentionPanel->setAnswerTokenIndex(token);
+                if (grounding) {
+                    m_attentionPanel->selectGroundingHeads();
+                } else if (!heads.isEmpty()) {
+                    m_attentionPanel->setHeadSet(heads);
+                }
+            },
+            Qt::SingleShotConnection);
+    }
     m_restore->answer = session->answer;
     m_restore->roiAnswer = session->roiAnswer;
     setQuestion(session->question);
@@ -1287,10 +1331,9 @@ void MainWindow::updateCaptions() {
     };
     QString raw;
     if (m_attention && m_attention->result() && m_attention->selectedLayer() >= 0) {
-        const int head = m_attentionPanel->headIndex();
-        raw = tr("layer %1 · %2")
+        raw = tr("layer %1 · %2 · %3")
                   .arg(m_attention->selectedLayer())
-                  .arg(head >= 0 ? tr("head %1").arg(head) : tr("mean of heads"))
+                  .arg(m_attention->headText(), m_attention->queryText())
                   .toHtmlEscaped();
     }
     m_rawCaption->setText(caption(tr("Raw attention"), raw));
@@ -1510,6 +1553,67 @@ bool MainWindow::initRpnFromModel() {
     return m_rpn->initFromModel(m_model->pipelineModel()) != 0;
 }
 
+void MainWindow::setVisionTower(const QString& modelFolder, const QString& tower) {
+    m_model->setVisionTower(
+        QDir::cleanPath(QFileInfo(modelFolder).absoluteFilePath()),
+        tower.isEmpty() ? QString() : QDir::cleanPath(QFileInfo(tower).absoluteFilePath()));
+}
+
+void MainWindow::askForVisionTower(const VisionTowerRequest& request) {
+    // Superseded by another load, or the window is going.
+    if (m_closing || !m_model->isWaitingForVisionTower() || m_model->folder() != request.modelFolder) return;
+    const QString title = tr("Choose the CLIP Folder");
+    const QString message =
+        request.message() + tr("\n\nChoose the CLIP vision tower folder (config.json and safetensors "
+                               "weights, e.g. clip-vit-large-patch14-336).");
+    const QString start = QFileInfo(request.modelFolder).absolutePath();
+    QString tower;
+    if (m_askFolder) {
+        tower = m_askFolder(title, message, start);
+    } else {
+        QMessageBox box(QMessageBox::Question, title, message, QMessageBox::Cancel, this);
+        QPushButton* choose = box.addButton(tr("Choose Folder…"), QMessageBox::AcceptRole);
+        box.setDefaultButton(choose);
+        box.exec();
+        if (box.clickedButton() == choose)
+            tower = QFileDialog::getExistingDirectory(this, title, dialogDir(QStringLiteral("clip")));
+        if (!tower.isEmpty()) rememberDialogDir(QStringLiteral("clip"), QFileInfo(tower).absolutePath());
+    }
+    // The question may have outlived the request (a model opened meanwhile, the window closed).
+    if (m_closing || !m_model->isWaitingForVisionTower() || m_model->folder() != request.modelFolder) return;
+    if (tower.isEmpty()) {
+        m_model->declineVisionTower();
+        return;
+    }
+    if (!QFileInfo::exists(tower + QStringLiteral("/config.json"))) {
+        m_model->declineVisionTower(
+            tr("%1 is not a CLIP folder: it has no config.json.").arg(QDir::toNativeSeparators(tower)));
+        return;
+    }
+    setVisionTower(request.modelFolder, tower);
+    m_model->load(request.modelFolder);
+}
+
+void MainWindow::applyModelDefaults(const QString& folder) {
+    const sdrpn::ModelCard* card = m_model->card();
+    if (!card) return;
+    const QString tower = m_model->visionTower(folder);
+    if (m_options.useSettings && !tower.isEmpty()) {
+        QSettings settings;
+        QVariantMap towers = settings.value(QStringLiteral("models/visionTowers")).toMap();
+        towers.insert(folder, tower);
+        settings.setValue(QStringLiteral("models/visionTowers"), towers);
+    }
+    const std::string preset = labelPresetForModel(*card);
+    if (m_thresholds->selectModelPreset(preset))
+        statusBar()->showMessage(
+            tr("Model %1 ready; label preset %2").arg(fileName(folder), QString::fromStdString(preset)),
+            kStatusTimeoutMs);
+    // An SD-RPN checkpoint is the model and its RPN; a session being restored brings its own RPN.
+    const bool restoringRpn = m_restore && (!m_restore->rpnPath.isEmpty() || m_restore->rpnUntrained);
+    if (card->sdrpnCheckpoint && !restoringRpn) openRpn(folder);
+}
+
 void MainWindow::openRpnDialog() {
     const QString path = QFileDialog::getOpenFileName(
         this, tr("Open RPN Checkpoint"), dialogDir("rpn"),
@@ -1554,7 +1658,7 @@ void MainWindow::saveThresholdsDialog() {
 QList<QPair<QString, QString>> MainWindow::keyboardShortcuts() const {
     QList<QPair<QString, QString>> list = {
         {tr("← / →"), tr("Previous / next layer")},
-        {tr("↑ / ↓"), tr("Previous / next head (mean of heads first)")},
+        {tr("↑ / ↓"), tr("Previous / next head choice (mean, grounding heads, set, then each head)")},
         {tr("Ctrl+Enter"), tr("Ask (in the question box)")},
         {tr("Esc"), tr("Stop the answer (in the question box)")},
         {tr("+ / −"), tr("Zoom in / out (in an image view)")},

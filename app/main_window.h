@@ -122,6 +122,16 @@ public:
     // The question the default handler asks, e.g. "2 jobs are running (Label dataset, Train RPN). Cancel
     // them and quit?".
     static QString closeQuestion(const QStringList& runningJobs);
+    // Asking the user for a folder (the CLIP folder of an original-layout LLaVA): `handler` gets a title, a
+    // message naming what is looked for and a start folder, and returns the chosen folder (empty: none).
+    // Without a handler (the default) a message box explains and a folder dialog asks. Tests and batch runs
+    // set one.
+    using AskFolderHandler =
+        std::function<QString(const QString& title, const QString& message, const QString& startDir)>;
+    void setAskFolderHandler(AskFolderHandler handler) { m_askFolder = std::move(handler); }
+    // The CLIP folder to load the original-layout LLaVA in `modelFolder` with; remembered in QSettings
+    // (when the window uses them) once the model has loaded with it.
+    void setVisionTower(const QString& modelFolder, const QString& tower);
     QStringList recentModels() const { return m_recentModels.entries(); }
     QStringList recentImages() const { return m_recentImages.entries(); }
 
@@ -204,6 +214,8 @@ private:
     void applyImage(const QImage& image, const QString& path);
     void maybeFinishSessionRestore();
     bool confirmClose();
+    void askForVisionTower(const VisionTowerRequest& request);
+    void applyModelDefaults(const QString& folder);
     QString dialogDir(const QString& key) const;
     void rememberDialogDir(const QString& key, const QString& path) const;
 
@@ -288,6 +300,7 @@ private:
     QString m_lastError;
     bool m_closing = false;
     ConfirmCloseHandler m_confirmClose;
+    AskFolderHandler m_askFolder;
 
     // Session restore in progress: the view is applied once the image is in.
     struct PendingRestore {

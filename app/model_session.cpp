@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <utility>
 
 #include <QDir>
 #include <QFileInfo>
@@ -35,6 +36,8 @@ sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder,
                                      "' can be inspected but not run yet (answering supports: " + known +
                                      ")");
     }
+    if (model.card.visionTowerMissing() && options.visionTower.empty()) return model;
+    model.visionTower = options.visionTower.empty() ? model.card.visionTowerFolder : options.visionTower;
     // The same context carries the weights' progress and the cancel flag.
     sdrpn::Result<std::shared_ptr<const sdrpn::pipeline::LoadedModel>> loaded =
         sdrpn::pipeline::loadModel(folder, options, ctx);
@@ -76,6 +79,27 @@ QString compactCount(std::int64_t n) {
 
 }  // namespace
 
+QString VisionTowerRequest::message() const {
+    const QString name = QFileInfo(QDir::cleanPath(modelFolder)).fileName();
+    QString text;
+    if (towerName.isEmpty()) {
+        text = QObject::tr(
+                   "%1 is a LLaVA model in the original layout, and its config.json names no CLIP "
+                   "vision tower (mm_vision_tower).")
+                   .arg(name);
+    } else {
+        text = QObject::tr(
+                   "%1 is a LLaVA model in the original layout: it needs its CLIP vision tower "
+                   "'%2' (mm_vision_tower), which was not found.")
+                   .arg(name, towerName);
+    }
+    if (!tried.isEmpty()) {
+        text += QObject::tr("\nLooked in:");
+        for (const QString& path : tried) text += QStringLiteral("\n  ") + QDir::toNativeSeparators(path);
+    }
+    return text;
+}
+
 ModelCardInfo describeModelCard(const sdrpn::ModelCard& card) {
     const QLocale locale(QLocale::English);
     ModelCardInfo info;
@@ -114,6 +138,18 @@ ModelCardInfo describeModelCard(const sdrpn::ModelCard& card) {
                                       compactCount(card.parameterCount)));
     add(QObject::tr("Weights size"), locale.formattedDataSize(qint64(card.weightBytes)));
 
+    if (card.sdrpnCheckpoint) {
+        add(QObject::tr("SD-RPN"),
+            QObject::tr("checkpoint with its RPN (twig_K %1, twig_T %2), loaded with the model")
+                .arg(card.twigK)
+                .arg(card.twigT));
+    }
+    if (card.needsVisionTower) {
+        add(QObject::tr("Vision tower"),
+            card.visionTowerFolder.empty()
+                ? QObject::tr("'%1' not found").arg(QString::fromStdString(card.visionTowerName))
+                : QDir::toNativeSeparators(QString::fromStdString(card.visionTowerFolder)));
+    }
     if (card.randomWeights) {
         info.warning = QObject::tr(
             "Demo model: random weights. Its answers and attention maps are meaningless; "
@@ -157,6 +193,8 @@ ModelCardInfo describeModel(const SessionModel& model) {
                                       ? QObject::tr("pad to square (whole image seen)")
                                       : QObject::tr("centre crop (sides cut off)"));
     set(QObject::tr("Chat template"), QString::fromStdString(m.chatTemplate));
+    if (!model.visionTower.empty())
+        set(QObject::tr("Vision tower"), QDir::toNativeSeparators(QString::fromStdString(model.visionTower)));
     set(QObject::tr("Runs on"),
         QObject::tr("%1, %2").arg(QString::fromStdString(m.device), QString::fromStdString(m.computeDType)));
     set(QObject::tr("Loaded in"), QObject::tr("%1 s").arg(m.loadSeconds, 0, 'f', 2));
@@ -205,24 +243,70 @@ bool ModelSession::canAnswer(QString* reason) const {
     return false;
 }
 
+void ModelSession::setVisionTower(const QString& folder, const QString& tower) {
+    const QString key = QDir::cleanPath(folder);
+    if (tower.isEmpty()) {
+        m_visionTowers.remove(key);
+    } else {
+        m_visionTowers.insert(key, QDir::cleanPath(tower));
+    }
+}
+
+QString ModelSession::visionTower(const QString& folder) const {
+    return m_visionTowers.value(QDir::cleanPath(folder));
+}
+
+void ModelSession::declineVisionTower(const QString& reason) {
+    if (!m_towerRequest) return;
+    const VisionTowerRequest request = *std::exchange(m_towerRequest, std::nullopt);
+    m_error =
+        request.message() + QLatin1Char('\n') +
+        (reason.isEmpty() ? tr("No CLIP folder was chosen: open the model again and choose it, or start "
+                               "the studio with --vision-tower DIR.")
+                          : reason);
+    emit loadFailed(request.modelFolder, m_error);
+}
+
 JobId ModelSession::load(const QString& folder) {
     cancelLoad();
     m_model.reset();
+    m_towerRequest.reset();
     m_folder = folder;
     m_error.clear();
     const std::string path = QDir::cleanPath(folder).toStdString();
+    sdrpn::models::LoadOptions options = m_options;
+    const QString tower = visionTower(folder);
+    if (!tower.isEmpty()) {
+        // A remembered folder that has gone is forgotten: the load asks again.
+        if (QFileInfo::exists(tower + QStringLiteral("/config.json"))) {
+            options.visionTower = tower.toStdString();
+        } else {
+            m_visionTowers.remove(QDir::cleanPath(folder));
+        }
+    }
     const QString name = QFileInfo(QDir::cleanPath(folder)).fileName();
     setState(State::Loading);
     emit loadStarted(folder);
     const quint64 request = ++m_request;
     const JobId id = m_jobs->run(
         tr("Load model %1").arg(name.isEmpty() ? folder : name), this,
-        [path, options = m_options](sdrpn::JobContext& ctx) { return loadModelFolder(path, options, ctx); },
+        [path, options](sdrpn::JobContext& ctx) { return loadModelFolder(path, options, ctx); },
         [this, folder, request](sdrpn::Result<SessionModel> result) {
             // Only the latest request counts; an older one was cancelled and may still finish.
             if (request != m_request) return;
             m_loadJob = 0;
-            if (result.ok()) {
+            if (result.ok() && !result.value().pipeline) {
+                // Original LLaVA layout without its CLIP folder: the owner asks for it.
+                const sdrpn::ModelCard& card = result.value().card;
+                VisionTowerRequest request;
+                request.modelFolder = folder;
+                request.towerName = QString::fromStdString(card.visionTowerName);
+                for (const std::string& p : card.visionTowerTried) request.tried << QString::fromStdString(p);
+                m_error = request.message();
+                m_towerRequest = request;
+                setState(State::Failed);
+                emit visionTowerNeeded(request);
+            } else if (result.ok()) {
                 m_model = std::make_shared<const SessionModel>(std::move(result).value());
                 setState(State::Ready);
                 emit loaded(folder);
@@ -256,6 +340,7 @@ void ModelSession::cancelLoad() {
 
 void ModelSession::unload() {
     cancelLoad();
+    m_towerRequest.reset();
     m_model.reset();
     m_folder.clear();
     m_error.clear();

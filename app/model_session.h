@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 
+#include <QMap>
 #include <QObject>
 #include <QString>
 #include <QStringList>
@@ -50,6 +51,17 @@ struct SessionModel {
     sdrpn::ModelCard card;
     std::shared_ptr<const sdrpn::pipeline::LoadedModel> pipeline;  // backbone, tokenizer (later: RPN)
     LoadedModelInfo info;
+    std::string visionTower;  // original LLaVA layout: the CLIP folder it was loaded with
+};
+
+// An original-layout LLaVA folder whose CLIP vision tower was not found (plain data from its ModelCard):
+// what the studio asks the user for.
+struct VisionTowerRequest {
+    QString modelFolder;
+    QString towerName;  // the config's mm_vision_tower ("openai/clip-vit-large-patch14-336")
+    QStringList tried;  // the folders looked at
+    // "llava-v1.5-7b needs its CLIP vision tower 'openai/clip-…' (mm_vision_tower), which is not in …"
+    QString message() const;
 };
 
 // Where the studio loads models by default: the first CUDA device in bf16 when there is one, else the CPU
@@ -57,7 +69,8 @@ struct SessionModel {
 sdrpn::models::LoadOptions defaultStudioLoadOptions();
 
 // The body of the load job (worker thread): inspect, then load the weights. Never throws; the failed
-// Result's message names the folder or file at fault.
+// Result's message names the folder or file at fault. An original-layout LLaVA folder whose CLIP tower is
+// not found (card.visionTowerMissing()) and `options` names none gives the card alone (pipeline null).
 sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder,
                                             const sdrpn::models::LoadOptions& options,
                                             sdrpn::JobContext& ctx);
@@ -91,6 +104,16 @@ public:
     std::shared_ptr<const sdrpn::pipeline::LoadedModel> pipelineModel() const {
         return m_model ? m_model->pipeline : nullptr;
     }
+    // The CLIP folder to load the original-layout LLaVA `folder` with (empty: none set); load() uses it
+    // instead of loadOptions().visionTower. Not a folder with a config.json: forgotten at the next load().
+    void setVisionTower(const QString& folder, const QString& tower);
+    QString visionTower(const QString& folder) const;
+    // The last load stopped because the CLIP folder was not found (visionTowerNeeded() was emitted).
+    bool isWaitingForVisionTower() const { return m_towerRequest.has_value(); }
+    // No CLIP folder will be given: the load fails (loadFailed() with the request's message and `reason`,
+    // by default that none was chosen).
+    void declineVisionTower(const QString& reason = {});
+
     // Options for the next load() (device, compute dtype); defaultStudioLoadOptions() until set.
     void setLoadOptions(const sdrpn::models::LoadOptions& options) { m_options = options; }
     const sdrpn::models::LoadOptions& loadOptions() const { return m_options; }
@@ -115,6 +138,9 @@ signals:
     void loaded(const QString& folder);
     void loadFailed(const QString& folder, const QString& message);
     void loadCancelled(const QString& folder);
+    // The model is an original-layout LLaVA and its CLIP vision tower was not found (state Failed): load
+    // again after setVisionTower(), or declineVisionTower().
+    void visionTowerNeeded(const VisionTowerRequest& request);
     void answerAvailabilityChanged();
 
 private:
@@ -128,4 +154,6 @@ private:
     quint64 m_request = 0;  // identifies the latest load() call
     std::shared_ptr<const SessionModel> m_model;
     sdrpn::models::LoadOptions m_options;
+    QMap<QString, QString> m_visionTowers;  // model folder → CLIP folder
+    std::optional<VisionTowerRequest> m_towerRequest;
 };

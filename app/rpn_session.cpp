@@ -121,7 +121,7 @@ JobId RpnSession::load(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model
         });
 }
 
-JobId RpnSession::initFromModel(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model) {
+JobId RpnSession::initFromModel(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model, int K, int T) {
     if (!model) {
         m_error = tr("Open a model first: the untrained RPN is built from the model's own layers.");
         setState(State::Failed);
@@ -131,12 +131,12 @@ JobId RpnSession::initFromModel(std::shared_ptr<const sdrpn::pipeline::LoadedMod
     m_loadingPath.clear();
     m_loadingUntrained = true;
     return startLoad(model, tr("Untrained RPN from the model"),
-                     [model](sdrpn::JobContext&) -> sdrpn::Result<std::shared_ptr<const Loaded>> {
+                     [model, K, T](sdrpn::JobContext&) -> sdrpn::Result<std::shared_ptr<const Loaded>> {
                          return sdrpn::guarded([&] {
                              const int layers = model->backbone->info().layers;
                              sdrpn::RpnConfig config;
-                             config.K = std::max(1, std::min(15, layers / 2));
-                             config.T = std::max(1, std::min(3, layers - config.K));
+                             config.K = K > 0 ? K : std::max(1, std::min(15, layers / 2));
+                             config.T = T > 0 ? T : std::max(1, std::min(3, layers - config.K));
                              // The studio never trains this copy: share the backbone's tensors.
                              auto out = std::make_shared<Loaded>();
                              out->rpn = sdrpn::initRpnFromBackbone(*model->backbone, config, true);

@@ -98,8 +98,9 @@ public:
     // Loads an SD-RPN checkpoint for `model` (a folder, a config.json or a .safetensors); returns the job
     // id, 0 when nothing started (loadFailed() says why).
     JobId load(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model, const QString& path);
-    // An untrained twig from the backbone's own layers: K = min(15, layers / 2), T = min(3, layers − K).
-    JobId initFromModel(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model);
+    // An untrained twig from the backbone's own layers K .. K+T-1; K and T of 0 pick K = min(15, layers / 2),
+    // T = min(3, layers − K). A K + T beyond the decoder is a loadFailed() naming both.
+    JobId initFromModel(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model, int K = 0, int T = 0);
     // Drops the RPN (e.g. the model changed); a load under way is cancelled.
     void clear();
 

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -46,10 +47,51 @@ StudioOptions parseStudioOptions(const QApplication& app) {
     const QCommandLineOption screenshot(
         "screenshot",
         QObject::tr("Wait until everything has loaded, save a picture of the window to FILE, exit."), "FILE");
-    parser.addOptions({model, device, dtype, image, question, maxTokens, session, screenshot});
+    const QCommandLineOption visionTower(
+        "vision-tower", QObject::tr("The CLIP folder of the original-layout LLaVA given with --model."),
+        "DIR");
+    const QCommandLineOption rpn("rpn",
+                                 QObject::tr("Load the SD-RPN checkpoint DIR (a folder or a .safetensors) "
+                                             "for the model."),
+                                 "DIR");
+    const QCommandLineOption rpnK("rpn-k",
+                                  QObject::tr("With --rpn-t: an untrained RPN from backbone layers "
+                                              "K .. K+T-1 (twiginit)."),
+                                  "K");
+    const QCommandLineOption rpnT("rpn-t", QObject::tr("With --rpn-k: the twig's number of layers."), "T");
+    const QCommandLineOption sdrpn("sdrpn", QObject::tr("Ask with SD-RPN (needs an RPN)."));
+    parser.addOptions({model, visionTower, device, dtype, image, question, maxTokens, rpn, rpnK, rpnT, sdrpn,
+                       session, screenshot});
     parser.process(app);
+    auto usageError = [](const QString& message) {
+        std::fprintf(stderr, "sdrpn-studio: %s\n", message.toLocal8Bit().constData());
+        std::exit(2);
+    };
+    auto positive = [&](const QCommandLineOption& option, const QString& name) {
+        bool ok = false;
+        const int value = parser.value(option).toInt(&ok);
+        if (!ok || value < 1)
+            usageError(
+                QObject::tr("--%1 wants a positive whole number, not '%2'").arg(name, parser.value(option)));
+        return value;
+    };
     StudioOptions options;
     options.modelFolder = parser.value(model);
+    options.visionTower = parser.value(visionTower);
+    if (!options.visionTower.isEmpty() && options.modelFolder.isEmpty())
+        usageError(
+            QObject::tr("--vision-tower goes with --model DIR (the original-layout LLaVA it belongs to)"));
+    options.rpnPath = parser.value(rpn);
+    if (parser.isSet(rpnK) || parser.isSet(rpnT)) {
+        if (parser.isSet(rpn))
+            usageError(QObject::tr("give either --rpn DIR or --rpn-k K --rpn-t T, not both"));
+        if (!(parser.isSet(rpnK) && parser.isSet(rpnT)))
+            usageError(QObject::tr("give both --rpn-k K and --rpn-t T to initialise the RPN from the model"));
+        options.rpnK = positive(rpnK, QStringLiteral("rpn-k"));
+        options.rpnT = positive(rpnT, QStringLiteral("rpn-t"));
+    }
+    if (parser.isSet(rpn) && options.rpnPath.isEmpty()) usageError(QObject::tr("--rpn wants a checkpoint"));
+    options.sdrpn = parser.isSet(sdrpn);
     options.device = parser.value(device);
     options.dtype = parser.value(dtype);
     options.imagePath = parser.value(image);
@@ -109,6 +151,27 @@ int runStudio(QApplication& app, const StudioOptions& options) {
                 imagePath = QDir::cleanPath(share.filePath(QStringLiteral("samples/street.png")));
         }
     }
+    if (screenshotMode) {
+        // Nobody to ask: a missing CLIP folder is a failure that names it.
+        window.setAskFolderHandler([](const QString&, const QString&, const QString&) { return QString(); });
+    }
+    if (!options.visionTower.isEmpty()) window.setVisionTower(modelFolder, options.visionTower);
+    const bool wantsRpn = !options.rpnPath.isEmpty() || options.rpnK > 0;
+    if (wantsRpn) {
+        // The RPN belongs to the model: loaded once it is in (the model's own RPN, if any, is replaced).
+        auto connection = std::make_shared<QMetaObject::Connection>();
+        *connection = QObject::connect(
+            window.modelSession(), &ModelSession::loaded, &window, [&window, &options, connection] {
+                QObject::disconnect(*connection);
+                if (!options.rpnPath.isEmpty()) {
+                    window.openRpn(options.rpnPath);
+                } else {
+                    window.rpnSession()->initFromModel(window.modelSession()->pipelineModel(), options.rpnK,
+                                                       options.rpnT);
+                }
+            });
+    }
+    if (options.sdrpn) window.askPanel()->setSdrpnEnabled(true);
     if (!modelFolder.isEmpty()) window.openModel(modelFolder);
     if (!imagePath.isEmpty()) window.openImage(imagePath);
     if (!options.question.isEmpty()) window.setQuestion(options.question);
@@ -144,11 +207,19 @@ int runStudio(QApplication& app, const StudioOptions& options) {
     // completion's own updates (model ready, image shown) run first.
     bool asked = options.question.isEmpty();
     auto onIdle = [&] {
+        // A completion may have started the next job (the RPN after the model): wait for that one too.
+        if (window.isBusy()) return;
+        if (options.sdrpn && !window.rpnSession()->hasRpn() && failures.isEmpty())
+            failures << QObject::tr(
+                "--sdrpn: no RPN to ask with: give --rpn DIR or --rpn-k K --rpn-t T, or "
+                "a model folder that is an SD-RPN checkpoint");
         if (!asked) {
             asked = true;
             QString reason;
             if (window.canAsk(&reason)) {
                 if (window.ask(options.question)) return;  // the answer job is running now
+                if (failures.isEmpty())
+                    failures << QObject::tr("cannot ask the question: %1").arg(window.askPanel()->info());
             } else if (!options.modelFolder.isEmpty() && !options.imagePath.isEmpty() && failures.isEmpty()) {
                 failures << QObject::tr("cannot ask the question: %1").arg(reason);
             }

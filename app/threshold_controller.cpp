@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QJsonDocument>
@@ -49,7 +50,70 @@ bool writeText(const QString& path, const std::string& text, QString* error) {
     return true;
 }
 
+// Lower case without "-", "_", " " and with no "v" right before a digit: "llava-v1.5-7b" → "llava1.57b".
+QString presetKey(const QString& name) {
+    const QString lower = name.toLower();
+    QString out;
+    for (int i = 0; i < lower.size(); ++i) {
+        const QChar c = lower[i];
+        if (c == QLatin1Char('-') || c == QLatin1Char('_') || c == QLatin1Char(' ')) continue;
+        if (c == QLatin1Char('v') && i + 1 < lower.size() && lower[i + 1].isDigit() &&
+            (i == 0 || !lower[i - 1].isLetter()))
+            continue;
+        out += c;
+    }
+    return out;
+}
+
+bool presetFitsModel(const sdrpn::LabelSettings& preset, const sdrpn::ModelCard& card) {
+    for (const auto* groups : {&preset.grounding, &preset.sink}) {
+        for (const auto& group : *groups) {
+            if (card.llmLayers > 0 && group.layer >= card.llmLayers) return false;
+            for (int head : group.heads)
+                if (card.llmHeads > 0 && head >= card.llmHeads) return false;
+        }
+    }
+    return true;
+}
+
+// Label settings that differ only in the grounding group (and so the preset name): what "Follow view"
+// does when the viewed layer or head changes.
+bool onlyGroundingDiffers(const sdrpn::LabelSettings& a, sdrpn::LabelSettings b) {
+    b.grounding = a.grounding;
+    b.preset = a.preset;
+    return a == b;
+}
+
 }  // namespace
+
+std::string labelPresetForModel(const sdrpn::ModelCard& card) {
+    if (card.randomWeights) return "demo";
+    // The folder and its parents, nearest first: a snapshot folder of the Hugging Face cache is a hash.
+    QStringList names;
+    QString path = QDir::cleanPath(QDir::fromNativeSeparators(QString::fromStdString(card.folder)));
+    for (int depth = 0; depth < 3 && !path.isEmpty(); ++depth) {
+        const QFileInfo info(path);
+        if (!info.fileName().isEmpty()) names << info.fileName();
+        const QString parent = info.path();
+        if (parent == path || parent == QLatin1String(".")) break;
+        path = parent;
+    }
+    for (const QString& name : std::as_const(names)) {
+        const QString key = presetKey(name);
+        std::string best;
+        int bestLength = 0;
+        for (const std::string& preset : sdrpn::LabelSettings::presetNames()) {
+            if (preset == "demo") continue;  // only the demo model itself, by its marker
+            const QString presetName = presetKey(QString::fromStdString(preset));
+            if (presetName.size() <= bestLength || !key.contains(presetName)) continue;
+            if (!presetFitsModel(sdrpn::LabelSettings::fromPreset(preset), card)) continue;
+            best = preset;
+            bestLength = int(presetName.size());
+        }
+        if (!best.empty()) return best;
+    }
+    return {};
+}
 
 QJsonObject toQJson(const nlohmann::json& json) {
     return QJsonDocument::fromJson(QByteArray::fromStdString(json.dump())).object();
@@ -105,12 +169,33 @@ void ThresholdController::setRoiSettings(const sdrpn::RoiSettings& settings) {
     m_panel->setRoiSettings(toQJson(settings.toJson()));
 }
 
+bool ThresholdController::selectModelPreset(const std::string& preset) {
+    bool selected = false;
+    if (!preset.empty() && !m_labelsEdited) {
+        const auto names = sdrpn::LabelSettings::presetNames();
+        if (std::find(names.begin(), names.end(), preset) != names.end()) {
+            m_selectingPreset = true;
+            // The preset names its grounding layer: stop following the view (new maps turn it back on
+            // when that layer was not captured).
+            m_panel->setFollowView(false);
+            setLabelSettings(sdrpn::LabelSettings::fromPreset(preset));
+            m_selectingPreset = false;
+            selected = m_label.preset == preset;
+        }
+    }
+    m_labelsEdited = false;
+    return selected;
+}
+
 void ThresholdController::onPanelChanged() {
     m_settingsError.clear();
     bool labelsChanged = false, roiChanged = false;
     try {
         sdrpn::LabelSettings label = sdrpn::LabelSettings::fromJson(fromQJson(m_panel->labelSettings()));
         labelsChanged = !(label == m_label);
+        if (labelsChanged && !m_selectingPreset &&
+            !(m_panel->followView() && onlyGroundingDiffers(m_label, label)))
+            m_labelsEdited = true;
         m_label = std::move(label);
     } catch (const std::exception& e) {
         m_settingsError = QString::fromUtf8(e.what());

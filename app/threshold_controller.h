@@ -28,6 +28,7 @@
 
 #include "app/ask_session.h"
 #include "app/rpn_session.h"
+#include "core/pipeline/model_card.h"
 #include "core/sdrpn/labels.h"
 #include "core/sdrpn/roi.h"
 
@@ -48,6 +49,13 @@ struct LabelCounts {
     }
 };
 
+// The label preset that suits a loaded model: "demo" for the bundled demo model (its card's random-weights
+// marker); otherwise the paper preset whose name the model folder's name contains, ignoring case, "-", "_"
+// and a "v" before the version ("llava-v1.5-13b", "Qwen2.5-VL-7B-Instruct"; the Hugging Face cache's
+// "models--llava-hf--llava-1.5-7b-hf" folder above a snapshot counts too), provided the model has the
+// preset's layers and heads. Empty when none fits.
+std::string labelPresetForModel(const sdrpn::ModelCard& card);
+
 // The core's settings JSON as Qt JSON and back (the objects the panel edits).
 QJsonObject toQJson(const nlohmann::json& json);
 nlohmann::json fromQJson(const QJsonObject& json);
@@ -64,6 +72,14 @@ public:
     // Sets the panel (and so the views) to these settings.
     void setLabelSettings(const sdrpn::LabelSettings& settings);
     void setRoiSettings(const sdrpn::RoiSettings& settings);
+
+    // Whether the label settings were changed (panel, file, session) since the last model preset choice.
+    // The grounding following the viewed layer ("Follow view") is not an edit.
+    bool labelSettingsEdited() const { return m_labelsEdited; }
+    // A model has loaded: selects the label preset `preset` (labelPresetForModel) unless it is empty or the
+    // label settings were edited since the previous model loaded, then counts edits afresh. True when it
+    // selected the preset. An unknown name is ignored (false).
+    bool selectModelPreset(const std::string& preset);
 
     // The answer whose maps are labelled (nullptr clears). When the grounding layers of the settings were
     // not captured (a small model), the grounding follows the viewed layer.
@@ -132,4 +148,6 @@ private:
     QString m_roiMessage;
     bool m_showBlurred = true;
     int m_roiRecomputes = 0;
+    bool m_labelsEdited = false;
+    bool m_selectingPreset = false;
 };

@@ -1,6 +1,6 @@
 // sdrpn-studio --screenshot: the real executable, offscreen, opens a model and an image, asks the question
 // and waits for the answer, writes a PNG of the window and exits 0; a failure exits non-zero with a message
-// on stderr.
+// on stderr. With an RPN (--rpn, --rpn-k/--rpn-t) and --sdrpn it shows the SD-RPN answer.
 #include <QFile>
 #include <QFileInfo>
 #include <QImage>
@@ -9,6 +9,7 @@
 
 #include "tests/gui/gui_test_support.h"
 #include "tests/gui/window_test_support.h"
+#include "tests/support/llava_layouts.h"
 #include "tests/support/test_support.h"
 
 namespace {
@@ -100,4 +101,77 @@ TEST(StudioScreenshot, OpensASessionFile) {
         runStudio({"--session-file", dir + "/missing.sdrpn.json", "--screenshot", dir + "/x.png"});
     EXPECT_NE(missing.exitCode, 0);
     EXPECT_TRUE(missing.stdErr.contains("missing.sdrpn.json")) << missing.stdErr.toStdString();
+}
+
+TEST(StudioScreenshot, AsksWithSdrpnFromAnRpnOption) {
+    const QString dir = qs(sdrpn::test::scratchDir("shot_sdrpn"));
+    const QString filled =
+        qs(sdrpn::test::writeFilledCheckpoint(sdrpn::test::scratchDir("shot_rpn") + "/ckpt"));
+    const QStringList ask = {
+        "--model",          qs(sdrpn::test::fixturePath("tiny-llava-hf")),
+        "--image",          qs(sdrpn::test::fixturePath("tiny-llava-hf/image_640x480.png")),
+        "--question",       "What is written on the sign?",
+        "--max-new-tokens", "4",
+        "--sdrpn"};
+    const StudioRun twig =
+        runStudio(ask + QStringList{"--rpn-k", "3", "--rpn-t", "2", "--screenshot", dir + "/twig.png"});
+    ASSERT_EQ(twig.exitCode, 0) << twig.stdErr.toStdString();
+    const QImage twigPicture(dir + "/twig.png");
+    ASSERT_FALSE(twigPicture.isNull());
+    EXPECT_EQ(twigPicture.size(), QSize(1400, 900));
+
+    const StudioRun checkpoint =
+        runStudio(ask + QStringList{"--rpn", filled, "--screenshot", dir + "/ckpt.png"});
+    ASSERT_EQ(checkpoint.exitCode, 0) << checkpoint.stdErr.toStdString();
+    EXPECT_EQ(QImage(dir + "/ckpt.png").size(), QSize(1400, 900));
+
+    // The SD-RPN view is not the plain answer's.
+    const StudioRun plain =
+        runStudio(ask.mid(0, ask.size() - 1) + QStringList{"--screenshot", dir + "/plain.png"});
+    ASSERT_EQ(plain.exitCode, 0) << plain.stdErr.toStdString();
+    EXPECT_NE(QImage(dir + "/plain.png"), twigPicture);
+}
+
+TEST(StudioScreenshot, RefusesBadRpnOptions) {
+    const QString dir = qs(sdrpn::test::scratchDir("shot_bad_rpn"));
+    const QString model = qs(sdrpn::test::fixturePath("tiny-llava-hf"));
+    const StudioRun both = runStudio(
+        {"--model", model, "--rpn", dir, "--rpn-k", "3", "--rpn-t", "2", "--screenshot", dir + "/a.png"});
+    EXPECT_EQ(both.exitCode, 2);
+    EXPECT_TRUE(both.stdErr.contains("--rpn-k")) << both.stdErr.toStdString();
+    const StudioRun half = runStudio({"--model", model, "--rpn-k", "3", "--screenshot", dir + "/b.png"});
+    EXPECT_EQ(half.exitCode, 2);
+    EXPECT_TRUE(half.stdErr.contains("--rpn-t")) << half.stdErr.toStdString();
+    const StudioRun zero =
+        runStudio({"--model", model, "--rpn-k", "0", "--rpn-t", "2", "--screenshot", dir + "/c.png"});
+    EXPECT_EQ(zero.exitCode, 2);
+    EXPECT_TRUE(zero.stdErr.contains("--rpn-k")) << zero.stdErr.toStdString();
+    const StudioRun tower = runStudio({"--vision-tower", dir, "--screenshot", dir + "/d.png"});
+    EXPECT_EQ(tower.exitCode, 2);
+    EXPECT_TRUE(tower.stdErr.contains("--vision-tower")) << tower.stdErr.toStdString();
+
+    // Valid options the model cannot take: a twig beyond its 6 layers, SD-RPN with no RPN at all.
+    const StudioRun deep =
+        runStudio({"--model", model, "--rpn-k", "5", "--rpn-t", "3", "--screenshot", dir + "/e.png"});
+    EXPECT_EQ(deep.exitCode, 1);
+    EXPECT_TRUE(deep.stdErr.contains("K + T")) << deep.stdErr.toStdString();
+    const StudioRun none = runStudio({"--model", model, "--sdrpn", "--screenshot", dir + "/f.png"});
+    EXPECT_EQ(none.exitCode, 1);
+    EXPECT_TRUE(none.stdErr.contains("--sdrpn")) << none.stdErr.toStdString();
+    EXPECT_TRUE(QFileInfo::exists(dir + "/f.png"));
+}
+
+TEST(StudioScreenshot, OriginalLayoutWithItsClipFolder) {
+    const std::string root = sdrpn::test::scratchDir("shot_original");
+    const QString modelDir =
+        qs(sdrpn::test::writeOriginalLlava(root, "my-clip", "openai/clip-vit-large-patch14-336"));
+    const QString dir = qs(root);
+    // Nobody to ask in screenshot mode: the missing tower is a failure that names it.
+    const StudioRun missing = runStudio({"--model", modelDir, "--screenshot", dir + "/missing.png"});
+    EXPECT_EQ(missing.exitCode, 1);
+    EXPECT_TRUE(missing.stdErr.contains("openai/clip-vit-large-patch14-336")) << missing.stdErr.toStdString();
+    EXPECT_TRUE(missing.stdErr.contains("--vision-tower")) << missing.stdErr.toStdString();
+    const StudioRun given = runStudio(
+        {"--model", modelDir, "--vision-tower", dir + "/my-clip", "--screenshot", dir + "/given.png"});
+    EXPECT_EQ(given.exitCode, 0) << given.stdErr.toStdString();
 }
