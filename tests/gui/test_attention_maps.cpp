@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/gui/hand_maps.h"
+
 using sdrpn::models::AttentionMaps;
 using sdrpn::models::ImageFit;
 using sdrpn::models::QueryKind;
@@ -72,31 +74,9 @@ TEST(AttentionMaps, SelectsHeadsAndQueryRows) {
 
 namespace {
 
-// 1 layer, 4 heads, a 2 × 2 image grid (no extra key); rows: last prompt, 3 answer tokens. The values are
-// small unrelated numbers so that each expected mean below is worked out by hand from this table.
+// 1 layer (decoder layer 3), 4 heads, a 2 × 2 grid; rows: last prompt, 3 answer tokens (hand_maps.h).
 AttentionMaps fourHeadMaps() {
-    AttentionMaps maps;
-    maps.heads = 4;
-    maps.imageKeys = 4;
-    maps.imageSpans.push_back({10, 4, {2, 2}});
-    maps.rows = {{20, 7, QueryKind::LastPrompt},
-                 {21, 8, QueryKind::Answer},
-                 {22, 9, QueryKind::Answer},
-                 {23, 5, QueryKind::Answer}};
-    // [head][row][key]
-    const float v[4][4][4] = {
-        {{1, 2, 3, 4}, {2, 0, 0, 2}, {4, 4, 0, 0}, {0, 6, 0, 6}},
-        {{9, 9, 9, 9}, {8, 8, 8, 8}, {7, 7, 7, 7}, {6, 6, 6, 6}},
-        {{0, 0, 0, 8}, {4, 2, 0, 0}, {0, 2, 4, 6}, {2, 0, 0, 0}},
-        {{5, 5, 5, 5}, {1, 1, 1, 1}, {3, 3, 3, 3}, {0, 0, 0, 0}},
-    };
-    sdrpn::models::LayerAttention la;
-    la.layer = 3;
-    for (const auto& head : v)
-        for (const auto& row : head)
-            for (float x : row) la.values.push_back(x);
-    maps.layers.push_back(la);
-    return maps;
+    return sdrpn::test::handMadeMaps(1);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "app/main_window.h"
 #include "app/threshold_controller.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/gui/hand_maps.h"
 #include "tests/gui/window_test_support.h"
 #include "tests/support/test_support.h"
 #include "widgets/ask_panel.h"
@@ -43,33 +44,12 @@ bool entryEnabled(QComboBox* combo, int index) {
 }
 
 // 2 layers (decoder layers 3 and 5), 4 heads, a 2 × 2 grid; rows: last prompt, 3 answer tokens.
-// value(layer slot, head, row, key) = 100·slot + v[head][row][key].
+// value(layer slot, head, row, key) = 100·slot + kHandValues[head][row][key] (hand_maps.h).
 std::shared_ptr<QuestionResult> handMadeResult() {
     auto result = std::make_shared<QuestionResult>();
     result->imageSize = QSize(28, 28);
     result->geometry = sdrpn::models::makeGridGeometry(28, 28, ImageFit::Pad, 28, 14);
-    AttentionMaps& maps = result->maps;
-    maps.heads = 4;
-    maps.imageKeys = 4;
-    maps.imageSpans.push_back({10, 4, {2, 2}});
-    maps.rows = {{20, 7, QueryKind::LastPrompt},
-                 {21, 8, QueryKind::Answer},
-                 {22, 9, QueryKind::Answer},
-                 {23, 5, QueryKind::Answer}};
-    const float v[4][4][4] = {
-        {{1, 2, 3, 4}, {2, 0, 0, 2}, {4, 4, 0, 0}, {0, 6, 0, 6}},
-        {{9, 9, 9, 9}, {8, 8, 8, 8}, {7, 7, 7, 7}, {6, 6, 6, 6}},
-        {{0, 0, 0, 8}, {4, 2, 0, 0}, {0, 2, 4, 6}, {2, 0, 0, 0}},
-        {{5, 5, 5, 5}, {1, 1, 1, 1}, {3, 3, 3, 3}, {0, 0, 0, 0}},
-    };
-    for (int slot = 0; slot < 2; ++slot) {
-        sdrpn::models::LayerAttention la;
-        la.layer = slot == 0 ? 3 : 5;
-        for (const auto& head : v)
-            for (const auto& row : head)
-                for (float x : row) la.values.push_back(100.0f * slot + x);
-        maps.layers.push_back(la);
-    }
+    result->maps = sdrpn::test::handMadeMaps(2);
     return result;
 }
 

@@ -135,30 +135,30 @@ TEST(StudioScreenshot, AsksWithSdrpnFromAnRpnOption) {
 TEST(StudioScreenshot, RefusesBadRpnOptions) {
     const QString dir = qs(sdrpn::test::scratchDir("shot_bad_rpn"));
     const QString model = qs(sdrpn::test::fixturePath("tiny-llava-hf"));
-    const StudioRun both = runStudio(
-        {"--model", model, "--rpn", dir, "--rpn-k", "3", "--rpn-t", "2", "--screenshot", dir + "/a.png"});
-    EXPECT_EQ(both.exitCode, 2);
-    EXPECT_TRUE(both.stdErr.contains("--rpn-k")) << both.stdErr.toStdString();
-    const StudioRun half = runStudio({"--model", model, "--rpn-k", "3", "--screenshot", dir + "/b.png"});
-    EXPECT_EQ(half.exitCode, 2);
-    EXPECT_TRUE(half.stdErr.contains("--rpn-t")) << half.stdErr.toStdString();
-    const StudioRun zero =
-        runStudio({"--model", model, "--rpn-k", "0", "--rpn-t", "2", "--screenshot", dir + "/c.png"});
-    EXPECT_EQ(zero.exitCode, 2);
-    EXPECT_TRUE(zero.stdErr.contains("--rpn-k")) << zero.stdErr.toStdString();
-    const StudioRun tower = runStudio({"--vision-tower", dir, "--screenshot", dir + "/d.png"});
-    EXPECT_EQ(tower.exitCode, 2);
-    EXPECT_TRUE(tower.stdErr.contains("--vision-tower")) << tower.stdErr.toStdString();
-
-    // Valid options the model cannot take: a twig beyond its 6 layers, SD-RPN with no RPN at all.
-    const StudioRun deep =
-        runStudio({"--model", model, "--rpn-k", "5", "--rpn-t", "3", "--screenshot", dir + "/e.png"});
-    EXPECT_EQ(deep.exitCode, 1);
-    EXPECT_TRUE(deep.stdErr.contains("K + T")) << deep.stdErr.toStdString();
-    const StudioRun none = runStudio({"--model", model, "--sdrpn", "--screenshot", dir + "/f.png"});
-    EXPECT_EQ(none.exitCode, 1);
-    EXPECT_TRUE(none.stdErr.contains("--sdrpn")) << none.stdErr.toStdString();
-    EXPECT_TRUE(QFileInfo::exists(dir + "/f.png"));
+    struct Case {
+        QStringList args;
+        int exitCode;
+        QString named;  // what the message must name
+    };
+    const QList<Case> cases = {
+        // Usage errors: exit 2.
+        {{"--model", model, "--rpn", dir, "--rpn-k", "3", "--rpn-t", "2"}, 2, "--rpn-k"},
+        {{"--model", model, "--rpn-k", "3"}, 2, "--rpn-t"},
+        {{"--model", model, "--rpn-k", "0", "--rpn-t", "2"}, 2, "--rpn-k"},
+        {{"--vision-tower", dir}, 2, "--vision-tower"},
+        // Valid options the model cannot take: a twig beyond its 6 layers, SD-RPN with no RPN at all.
+        {{"--model", model, "--rpn-k", "5", "--rpn-t", "3"}, 1, "K + T"},
+        {{"--model", model, "--sdrpn"}, 1, "--sdrpn"},
+    };
+    int n = 0;
+    for (const Case& c : cases) {
+        const QString picture = dir + QStringLiteral("/%1.png").arg(n++);
+        const StudioRun run = runStudio(c.args + QStringList{"--screenshot", picture});
+        EXPECT_EQ(run.exitCode, c.exitCode) << c.args.join(' ').toStdString();
+        EXPECT_TRUE(run.stdErr.contains(c.named)) << run.stdErr.toStdString();
+        // A failure after the start still leaves its picture.
+        if (c.exitCode == 1) EXPECT_TRUE(QFileInfo::exists(picture)) << picture.toStdString();
+    }
 }
 
 TEST(StudioScreenshot, OriginalLayoutWithItsClipFolder) {
