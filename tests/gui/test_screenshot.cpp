@@ -6,6 +6,7 @@
 #include <QImage>
 #include <QProcess>
 #include <QProcessEnvironment>
+#include <QSet>
 
 #include "tests/gui/gui_test_support.h"
 #include "tests/gui/window_test_support.h"
@@ -20,12 +21,23 @@ struct StudioRun {
     QString stdErr;
 };
 
-StudioRun runStudio(const QStringList& args) {
+// Runs the studio on Qt's offscreen platform, or with `underXvfb` on a real X server (xvfb-run, Qt's xcb
+// platform) as on a desktop.
+StudioRun runStudio(const QStringList& args, bool underXvfb = false) {
     QProcess process;
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-    env.insert("QT_QPA_PLATFORM", "offscreen");
-    process.setProcessEnvironment(env);
-    process.start(QStringLiteral(SDRPN_BINARY_DIR "/app/sdrpn-studio"), args);
+    const QString studio = QStringLiteral(SDRPN_BINARY_DIR "/app/sdrpn-studio");
+    if (underXvfb) {
+        env.insert("QT_QPA_PLATFORM", "xcb");
+        env.remove("DISPLAY");
+        process.setProcessEnvironment(env);
+        process.start(QStringLiteral("xvfb-run"),
+                      QStringList{"-a", "-s", "-screen 0 1600x1000x24", studio} + args);
+    } else {
+        env.insert("QT_QPA_PLATFORM", "offscreen");
+        process.setProcessEnvironment(env);
+        process.start(studio, args);
+    }
     StudioRun run;
     if (!process.waitForStarted(30000)) {
         run.stdErr = process.errorString();
@@ -55,6 +67,32 @@ TEST(StudioScreenshot, WritesAPngOfTheWindow) {
     ASSERT_FALSE(picture.isNull());
     EXPECT_EQ(picture.size(), QSize(1400, 900));
     // Not a blank picture: the image view's canvas and the panels differ.
+    EXPECT_NE(picture.pixelColor(700, 450), picture.pixelColor(1390, 890));
+}
+
+// The number of distinct colours of `picture`: a blank or single-colour window has a handful.
+int distinctColours(const QImage& picture) {
+    QSet<QRgb> colours;
+    for (int y = 0; y < picture.height(); y += 2)
+        for (int x = 0; x < picture.width(); x += 2) colours.insert(picture.pixel(x, y));
+    return int(colours.size());
+}
+
+TEST(StudioScreenshot, UnderXvfbAsOnADesktop) {
+    const QString shot = qs(sdrpn::test::scratchDir("shot_xvfb")) + "/studio.png";
+    const StudioRun run = runStudio({"--model", qs(sdrpn::test::fixturePath("tiny-llava-hf")), "--image",
+                                     qs(sdrpn::test::fixturePath("tiny-llava-hf/image_640x480.png")),
+                                     "--question", "What is in the top left corner?", "--max-new-tokens", "4",
+                                     "--rpn-k", "3", "--rpn-t", "2", "--sdrpn", "--screenshot", shot},
+                                    /*underXvfb=*/true);
+    ASSERT_EQ(run.exitCode, 0)
+        << "xvfb-run (package xvfb) and the xcb platform (qt6-qpa-plugins) are needed: "
+        << run.stdErr.toStdString();
+    const QImage picture(shot);
+    ASSERT_FALSE(picture.isNull());
+    EXPECT_EQ(picture.size(), QSize(1400, 900));
+    // Not blank: the image, the heat maps, the text and the panels make many colours.
+    EXPECT_GT(distinctColours(picture), 200);
     EXPECT_NE(picture.pixelColor(700, 450), picture.pixelColor(1390, 890));
 }
 
