@@ -1374,8 +1374,12 @@ void MainWindow::connectThresholds() {
             // Maps to label: the thresholds are what the user tunes next.
             if (m_thresholdsMaps) m_thresholdDock->raise();
         }
-        if (m_attention->result())
-            m_thresholdPanel->setViewSelection(m_attention->selectedLayer(), m_attentionPanel->headIndex());
+        if (m_attention->result()) {
+            // The heads on show at this layer (one, a set, the grounding heads; none: every head).
+            const std::vector<int> heads = m_attention->selection().chosenHeads();
+            m_thresholdPanel->setViewSelection(m_attention->selectedLayer(),
+                                               QList<int>(heads.begin(), heads.end()));
+        }
         updateCaptions();
     });
     connect(m_thresholds, &ThresholdController::labelsChanged, this, &MainWindow::updateCaptions);

@@ -383,9 +383,9 @@ void ThresholdPanel::setFollowView(bool follow) {
     m_follow->setChecked(follow);
 }
 
-void ThresholdPanel::setViewSelection(int layer, int head) {
+void ThresholdPanel::setViewSelection(int layer, const QList<int>& heads) {
     m_viewLayer = layer;
-    m_viewHead = head;
+    m_viewHeads = heads;
     if (!followView()) return;
     const QJsonObject before = m_label;
     applyFollow();
@@ -396,7 +396,7 @@ void ThresholdPanel::setViewSelection(int layer, int head) {
 void ThresholdPanel::applyFollow() {
     if (!m_follow || !m_follow->isChecked() || m_viewLayer < 0) return;
     QJsonArray heads;
-    if (m_viewHead >= 0) heads.append(m_viewHead);
+    for (int h : m_viewHeads) heads.append(h);
     const QJsonArray grounding{group(m_viewLayer, heads)};
     if (m_label.value(QStringLiteral("grounding")).toArray() == grounding) return;
     m_label[QStringLiteral("grounding")] = grounding;

@@ -70,9 +70,9 @@ public:
     // When on, the grounding group follows setViewSelection() and its pickers are read-only.
     bool followView() const;
     void setFollowView(bool follow);
-    // The layer and head the Attention panel shows (head -1: every head). With followView() on, the
+    // The layer and heads the Attention panel shows (empty: every head). With followView() on, the
     // grounding becomes that one group (one settingsChanged() when it changes).
-    void setViewSelection(int layer, int head);
+    void setViewSelection(int layer, const QList<int>& heads);
 
     // One line under the controls: label counts, status, RoI branch.
     void setSummary(const QString& text);
@@ -124,7 +124,8 @@ private:
     QStringList m_labelPresetNames, m_roiPresetNames;
     QList<QJsonObject> m_labelPresets, m_roiPresets;
     QJsonObject m_label, m_roi;
-    int m_viewLayer = -1, m_viewHead = -1;
+    int m_viewLayer = -1;
+    QList<int> m_viewHeads;  // empty: every head
     int m_heads = 0;
     bool m_syncing = false;
 };

@@ -317,6 +317,12 @@ TEST(HeadSelection, WindowSetOfHeadsAndGroundingEntryFollowTheThresholds) {
     }
     expectNear(window->heatmapOverlay()->values(), hand);
     EXPECT_NE(window->heatmapOverlay()->values(), mean);
+    // With "Follow view" on, the denoised view's grounding is this layer with that set.
+    ASSERT_TRUE(window->thresholdPanel()->followView());
+    const std::vector<sdrpn::HeadGroup> followed = window->thresholds()->labelSettings().grounding;
+    ASSERT_EQ(followed.size(), 1u);
+    EXPECT_EQ(followed[0].layer, maps.layers[std::size_t(slot)].layer);
+    EXPECT_EQ(followed[0].heads, (std::vector<int>{0, 2}));
 
     // The grounding entry follows the threshold settings' grounding layer.
     window->thresholdPanel()->setFollowView(false);
