@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
+#include "core/text/bpe_tokenizer.h"
 #include "core/text/spm_library.h"
 
 namespace sdrpn::text {
@@ -300,14 +301,30 @@ std::shared_ptr<Tokenizer> loadTokenizer(const std::string& modelDir) {
     if (fs::is_regular_file(dir, ec) && dir.extension() == ".model") {
         return std::make_shared<SentencePieceTokenizer>(dir.string());
     }
+    if (fs::is_regular_file(dir, ec) && dir.extension() == ".json") {
+        return std::make_shared<BpeTokenizer>(dir.string());
+    }
     const fs::path model = dir / "tokenizer.model";
     if (!fs::is_regular_file(model, ec)) {
         if (fs::is_regular_file(dir / "tokenizer.json", ec)) {
-            throw Error(modelDir +
-                        ": only tokenizer.json is there; this build reads SentencePiece "
-                        "tokenizer.model files");
+            // Byte-level BPE (Qwen2 / Qwen2.5-VL): eos and pad from tokenizer_config.json when given.
+            auto tok = std::make_shared<BpeTokenizer>((dir / "tokenizer.json").string());
+            const fs::path config = dir / "tokenizer_config.json";
+            if (fs::is_regular_file(config, ec)) {
+                const auto j = readJson(config);
+                auto idOf = [&](const char* key) -> std::int64_t {
+                    if (!j.is_object() || !j.contains(key) || j[key].is_null()) return -2;
+                    const auto& t = j[key];
+                    const std::string content =
+                        t.is_string() ? t.get<std::string>() : (t.is_object() ? t.value("content", "") : "");
+                    return content.empty() ? -2 : tok->pieceToId(content);
+                };
+                if (const auto eos = idOf("eos_token"); eos >= 0) tok->setEosId(eos);
+                if (const auto pad = idOf("pad_token"); pad >= 0) tok->setPadId(pad);
+            }
+            return tok;
         }
-        throw Error("no tokenizer in " + modelDir + " (expected tokenizer.model)");
+        throw Error("no tokenizer in " + modelDir + " (expected tokenizer.model or tokenizer.json)");
     }
     auto tok = std::make_shared<SentencePieceTokenizer>(model.string());
 

@@ -103,7 +103,10 @@ private:
 
 // The tokenizer of a model folder: `tokenizer.model`, with added tokens from `added_tokens.json` or
 // `tokenizer_config.json` ("added_tokens_decoder") and the pad token from `tokenizer_config.json` when
-// those files exist. Throws sdrpn::Error naming the folder when it holds no tokenizer this build reads.
+// those files exist. A folder with `tokenizer.json` and no `tokenizer.model` (Qwen2.5-VL) gives a
+// byte-level BpeTokenizer (bpe_tokenizer.h), with eos and pad from `tokenizer_config.json` when given.
+// `modelDir` may also name a `.model` or a `tokenizer.json` file. Throws sdrpn::Error naming the folder
+// when it holds no tokenizer this build reads.
 std::shared_ptr<Tokenizer> loadTokenizer(const std::string& modelDir);
 
 // SentencePiece training options; the defaults give a LLaMA-style tokenizer (BPE, byte fallback, split
