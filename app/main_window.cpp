@@ -730,27 +730,9 @@ bool MainWindow::openSession(const QString& path) {
     m_restore->layerSlot = session->layerSlot;
     m_restore->head = session->head;
     m_restore->query = session->query;
-    if (session->maps && (!session->heads.empty() || session->groundingHeads || session->answerToken >= 0)) {
-        // The head set, the grounding choice and the answer token follow the layer, head and query that
-        // maybeFinishSessionRestore sets, on these maps only (a later session may replace this one).
-        const std::weak_ptr<const QuestionResult> maps = session->maps;
-        const QList<int> heads(session->heads.begin(), session->heads.end());
-        const bool grounding = session->groundingHeads;
-        const int token = session->answerToken;
-        connect(
-            this, &MainWindow::sessionRestored, m_attention,
-            [this, maps, heads, grounding, token] {
-                const auto wanted = maps.lock();
-                if (!wanted || m_attention->result() != wanted) return;
-                if (token >= 0) m_attentionPanel->setAnswerTokenIndex(token);
-                if (grounding) {
-                    m_attentionPanel->selectGroundingHeads();
-                } else if (!heads.isEmpty()) {
-                    m_attentionPanel->setHeadSet(heads);
-                }
-            },
-            Qt::SingleShotConnection);
-    }
+    m_restore->heads = QList<int>(session->heads.begin(), session->heads.end());
+    m_restore->groundingHeads = session->groundingHeads;
+    m_restore->answerToken = session->answerToken;
     m_restore->answer = session->answer;
     m_restore->roiAnswer = session->roiAnswer;
     setQuestion(session->question);
@@ -849,6 +831,13 @@ void MainWindow::maybeFinishSessionRestore() {
         if (restore.query >= 0) m_attentionPanel->setQueryIndex(restore.query);
         m_attentionPanel->setHeadIndex(restore.head);
         if (restore.layerSlot >= 0) m_attentionPanel->setLayerIndex(restore.layerSlot);
+        // The head set and the grounding choice go on top of the layer (grounding heads are per layer).
+        if (restore.answerToken >= 0) m_attentionPanel->setAnswerTokenIndex(restore.answerToken);
+        if (restore.groundingHeads) {
+            m_attentionPanel->selectGroundingHeads();
+        } else if (!restore.heads.isEmpty()) {
+            m_attentionPanel->setHeadSet(restore.heads);
+        }
     }
     m_thresholds->setRoiAnswer(restore.roi);
     if (restore.roi) setRoiViewVisible(true);

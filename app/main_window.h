@@ -314,6 +314,9 @@ private:
         std::shared_ptr<const QuestionResult> maps;
         std::shared_ptr<const TwoStageAnswer> roi;
         int layerSlot = -1, head = -1, query = -1;
+        QList<int> heads;             // a set of heads (empty: none)
+        bool groundingHeads = false;  // the preset's grounding heads
+        int answerToken = -1;         // the one answer token (-1: none saved)
         QString answer, roiAnswer;
     };
     std::optional<PendingRestore> m_restore;
