@@ -82,6 +82,18 @@ torch::Tensor fusedAttention(const torch::Tensor& q, const torch::Tensor& k, con
         vv = vv.narrow(2, 0, queryStart + lq);
         if (queryStart == 0) {
             isCausal = lq > 1;
+        } else if (lq > 1 && q.is_cuda()) {
+            // Rows at the end of the keys (bottom-right causal): SDPA's is_causal aligns top-left, and an
+            // explicit mask leaves the flash kernels. Zero query rows in front make the two alignments the
+            // same at the cost of attention over queryStart extra rows (a few percent of a layer), then drop
+            // them.
+            auto padded = torch::cat({torch::zeros({q.size(0), heads, queryStart, d}, q.options()), q}, 2);
+#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1
+            auto out = at::scaled_dot_product_attention(padded, kk, vv, {}, 0.0, true, scale);
+#else
+            auto out = at::scaled_dot_product_attention(padded, kk, vv, {}, 0.0, true);
+#endif
+            return out.narrow(2, queryStart, lq);
         } else if (lq > 1) {
             auto rowPos = torch::arange(queryStart, queryStart + lq,
                                         torch::TensorOptions().dtype(torch::kLong).device(q.device()));
@@ -124,9 +136,75 @@ torch::Tensor scaledDotProductAttention(const torch::Tensor& q, const torch::Ten
 #endif
 }
 
+torch::Tensor maskedAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& visible, double scale) {
+    checkShapes(q, k, v);
+    const std::int64_t batch = q.size(0), heads = q.size(1), lq = q.size(2), d = q.size(3);
+    const std::int64_t kvHeads = k.size(1), lk = k.size(2), rep = heads / kvHeads;
+    TORCH_CHECK(visible.scalar_type() == torch::kBool && visible.size(-1) == lk &&
+                    (visible.dim() == 1 || (visible.dim() == 2 && visible.size(0) == lq)),
+                "maskedAttention: mask ", visible.sizes(), " for ", lq, " rows and ", lk, " keys");
+    const auto mask = visible.dim() == 1 ? visible.view({1, 1, 1, lk}) : visible.view({1, 1, lq, lk});
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+    auto kk = k, vv = v;
+    if (rep > 1) {
+        kk = k.unsqueeze(2).expand({batch, kvHeads, rep, lk, d}).reshape({batch, heads, lk, d});
+        vv = v.unsqueeze(2).expand({batch, kvHeads, rep, lk, d}).reshape({batch, heads, lk, d});
+    }
+    return at::scaled_dot_product_attention(q, kk, vv, mask, 0.0, false, scale);
+#else
+    // Query heads of one kv group stacked along the rows (GQA without copying K/V).
+    auto qg = q.reshape({batch, kvHeads, rep * lq, d});
+    auto scores = torch::matmul(qg, k.transpose(2, 3)).mul_(scale).view({batch, kvHeads, rep, lq, lk});
+    scores.masked_fill_(mask.logical_not().view({1, 1, 1, mask.size(2), lk}),
+                        -std::numeric_limits<double>::infinity());
+    auto probs =
+        torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type()).view({batch, kvHeads, rep * lq, lk});
+    return torch::matmul(probs, v).view({batch, heads, lq, d});
+#endif
+}
+
+torch::Tensor indexTensor(const std::vector<std::int64_t>& values, torch::Device device) {
+    auto host = torch::tensor(values, torch::kLong);
+    if (!device.is_cuda()) return host.to(device);
+    return host.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 torch::Tensor attentionRows(const torch::Tensor& qRows, const torch::Tensor& keys,
                             const std::vector<std::int64_t>& rowPositions, const torch::Tensor& columns,
                             double scale) {
+    TORCH_CHECK(std::int64_t(rowPositions.size()) == qRows.size(1), "attentionRows: ", rowPositions.size(),
+                " positions for ", qRows.size(1), " rows");
+    return attentionRows(qRows, keys, indexTensor(rowPositions, keys.device()), columns, scale);
+}
+
+torch::Tensor attentionRows(const torch::Tensor& qRows, const torch::Tensor& keys,
+                            const torch::Tensor& rowPositions, const torch::Tensor& columns, double scale) {
+    TORCH_CHECK(qRows.dim() == 3 && keys.dim() == 3 && keys.size(0) > 0 && qRows.size(0) % keys.size(0) == 0,
+                "attentionRows: q rows [heads, S, d] and keys [kvHeads, L, d] expected, got ", qRows.sizes(),
+                " and ", keys.sizes());
+    TORCH_CHECK(rowPositions.dim() == 1 && rowPositions.size(0) == qRows.size(1),
+                "attentionRows: ", rowPositions.sizes(), " positions for ", qRows.size(1), " rows");
+    return attentionRowsBiased(
+        qRows, keys,
+        captureRowsBias(rowPositions.to(keys.device()), keys.size(1), qRows.size(0) / keys.size(0)), columns,
+        scale);
+}
+
+torch::Tensor captureRowsBias(const torch::Tensor& rowPositions, std::int64_t keys, std::int64_t rep) {
+    TORCH_CHECK(rowPositions.dim() == 1 && keys >= 0 && rep > 0, "captureRowsBias: positions ",
+                rowPositions.sizes(), ", ", keys, " keys, rep ", rep);
+    const auto device = rowPositions.device();
+    auto keyPos = torch::arange(keys, torch::TensorOptions().dtype(torch::kLong).device(device));
+    auto hidden = keyPos.unsqueeze(0) > rowPositions.to(torch::kLong).unsqueeze(1);  // [S, Lk]
+    auto bias =
+        torch::zeros({rowPositions.size(0), keys}, torch::TensorOptions().dtype(torch::kFloat).device(device))
+            .masked_fill_(hidden, -std::numeric_limits<double>::infinity());
+    return rep == 1 ? bias : bias.repeat({rep, 1});
+}
+
+torch::Tensor attentionRowsBiased(const torch::Tensor& qRows, const torch::Tensor& keys,
+                                  const torch::Tensor& bias, const torch::Tensor& columns, double scale) {
     TORCH_CHECK(qRows.dim() == 3 && keys.dim() == 3 && qRows.size(2) == keys.size(2),
                 "attentionRows: q rows [heads, S, d] and keys [kvHeads, L, d] expected, got ", qRows.sizes(),
                 " and ", keys.sizes());
@@ -134,17 +212,14 @@ torch::Tensor attentionRows(const torch::Tensor& qRows, const torch::Tensor& key
     const std::int64_t kvHeads = keys.size(0), lk = keys.size(1);
     TORCH_CHECK(kvHeads > 0 && heads % kvHeads == 0, "attentionRows: ", heads, " heads vs ", kvHeads,
                 " kv heads");
-    TORCH_CHECK(std::int64_t(rowPositions.size()) == rows, "attentionRows: ", rowPositions.size(),
-                " positions for ", rows, " rows");
     const std::int64_t rep = heads / kvHeads;
+    TORCH_CHECK(bias.dim() == 2 && bias.size(0) == rep * rows && bias.size(1) == lk, "attentionRows: mask ",
+                bias.sizes(), " for ", rep * rows, " stacked rows and ", lk, " keys");
     auto q32 = qRows.to(torch::kFloat).reshape({kvHeads, rep * rows, d});
     auto k32 = keys.to(torch::kFloat);
-    auto logits = torch::matmul(q32, k32.transpose(1, 2)).mul_(scale).view({kvHeads, rep, rows, lk});
-    auto keyPos = torch::arange(lk, torch::TensorOptions().dtype(torch::kLong).device(keys.device()));
-    auto rowPos = torch::tensor(rowPositions, torch::kLong).to(keys.device());
-    auto masked = keyPos.unsqueeze(0) > rowPos.unsqueeze(1);  // [S, Lk]
-    logits.masked_fill_(masked, -std::numeric_limits<double>::infinity());
-    auto probs = torch::softmax(logits, -1);
+    // scale · q·Kᵀ + mask in one call; the query heads of a kv group are stacked along the rows.
+    auto logits = torch::baddbmm(bias.unsqueeze(0), q32, k32.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale);
+    auto probs = torch::softmax(logits.view({kvHeads, rep, rows, lk}), -1);
     return probs.index_select(-1, columns).reshape({heads, rows, columns.size(0)});
 }
 

@@ -44,6 +44,12 @@ std::unique_ptr<Context> Backbone::newContext() const {
     return std::make_unique<Context>(info().layers, info().heads, info().device);
 }
 
+torch::Tensor Backbone::decodeStepDevice(Context& ctx, const torch::Tensor& token) const {
+    TORCH_CHECK(token.defined() && token.numel() == 1, "decode: expected one token id, got ",
+                token.defined() ? token.sizes() : torch::IntArrayRef{});
+    return decodeStep(ctx, token.reshape({}).item<std::int64_t>());
+}
+
 torch::Device parseDevice(const std::string& name) {
     if (name.empty() || name == "cpu") return torch::kCPU;
     if (name == "cuda" || name.rfind("cuda:", 0) == 0) {

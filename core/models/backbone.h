@@ -105,6 +105,11 @@ public:
                                   const PrefillOptions& options = {}) const = 0;
     // Appends one token and returns the next-token logits [vocab] (fp32).
     virtual torch::Tensor decodeStep(Context& ctx, std::int64_t token) const = 0;
+    // decodeStep with the token as a one-element int64 tensor on the model's device (e.g. the argmax of the
+    // previous logits), so that a decode loop never waits for the device. The context records kPendingToken
+    // at that position until Context::setToken; the id is not range-checked on the host. The default reads
+    // the id (one synchronisation) and calls decodeStep.
+    virtual torch::Tensor decodeStepDevice(Context& ctx, const torch::Tensor& token) const;
 
     // Weights of decoder layer `layer` under their HF sub-names ("input_layernorm.weight",
     // "self_attn.q_proj.weight", ...), and the final norm's weight: what an SD-RPN twig is initialised from.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/models/attention.h"
+
 namespace sdrpn::models {
 
 Context::Context(int layers, int heads, torch::Device device)
@@ -13,6 +15,7 @@ Context::Context(int layers, int heads, torch::Device device)
 std::unique_ptr<Context> Context::clone() const {
     auto copy = std::make_unique<Context>(*this);
     copy->m_cache = m_cache.clone();
+    copy->m_backboneState.reset();
     return copy;
 }
 
@@ -47,9 +50,20 @@ const torch::Tensor& Context::imageKeyIndex() const {
         positions.reserve(std::size_t(imageKeyCount()));
         for (const auto& s : m_spans)
             for (std::int64_t i = 0; i < s.length; ++i) positions.push_back(s.start + i);
-        m_imageKeyIndex = torch::tensor(positions, torch::kLong).to(m_device);
+        m_imageKeyIndex = indexTensor(positions, m_device);
     }
     return m_imageKeyIndex;
+}
+
+void Context::setToken(std::int64_t position, std::int64_t id) {
+    TORCH_CHECK(position >= 0 && position < length(), "setToken: position ", position, " outside [0, ",
+                length(), ")");
+    TORCH_CHECK(m_tokens[std::size_t(position)] == kPendingToken, "setToken: position ", position,
+                " already holds token ", m_tokens[std::size_t(position)]);
+    m_tokens[std::size_t(position)] = id;
+    for (auto& b : m_blocks)
+        for (auto& r : b.rows)
+            if (r.position == position) r.token = id;
 }
 
 void Context::addCaptureBlock(CaptureBlock block) {

@@ -24,6 +24,10 @@
 
 namespace sdrpn::models {
 
+// Context::tokens() entry of a token chosen on the device (Backbone::decodeStepDevice) whose id the host has
+// not read yet; Context::setToken fills it in.
+constexpr std::int64_t kPendingToken = -2;
+
 // Captured rows of one call (prefill or decode step): per captured layer [heads, rows, columns] fp32, on
 // the model's device until attentionMaps() gathers them.
 struct CaptureBlock {
@@ -54,6 +58,10 @@ public:
     // after `length` are dropped, as are image-key columns there). Take attentionMaps() first to keep them.
     virtual void truncate(std::int64_t length);
 
+    // Room for `positions` tokens in the KV cache, allocated once (a static cache for decoding on a GPU).
+    void reserve(std::int64_t positions) { m_cache.reserve(positions); }
+    // Fills in the id of a kPendingToken position (and of its captured rows).
+    void setToken(std::int64_t position, std::int64_t id);
     // Capture settings used by prefill and decodeStep until changed.
     void setCaptureRequest(const CaptureRequest& request);
     const CaptureRequest& captureRequest() const { return m_request; }
@@ -74,6 +82,9 @@ public:
     const std::vector<int>& capturedLayers() const { return m_capturedLayers; }
     int heads() const { return m_heads; }
     void addCaptureBlock(CaptureBlock block);
+    // State a backbone keeps with this context between calls (e.g. a static decoder bound to this cache);
+    // clone() does not copy it.
+    std::shared_ptr<void>& backboneState() { return m_backboneState; }
     CaptureStats& mutableCaptureStats() { return m_stats; }
 
 private:
@@ -88,6 +99,7 @@ private:
     std::vector<CaptureBlock> m_blocks;
     CaptureStats m_stats;
     mutable torch::Tensor m_imageKeyIndex;  // rebuilt lazily when the spans change
+    std::shared_ptr<void> m_backboneState;
 };
 
 }  // namespace sdrpn::models

@@ -68,7 +68,94 @@ bool isStop(std::int64_t token, const Backbone& model, const GenerationOptions& 
     return false;
 }
 
+bool isGreedy(const GenerationOptions& options) {
+    return !options.sample || options.temperature <= 0.0;
+}
+
+// Greedy decoding with the tokens chosen on the model's device: up to `burst` tokens are chosen and fed
+// back before the host reads them (one synchronisation per burst). Same tokens, logits and final context
+// as the per-token loop below.
+GenerationResult generateInBursts(const Backbone& model, Context& ctx, torch::Tensor logits,
+                                  const GenerationOptions& options, const JobContext& job,
+                                  const TokenCallback& onToken, int burst) {
+    GenerationResult result;
+    result.promptTokens = ctx.length();
+    const std::int64_t base = ctx.length();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto choose = [&](const torch::Tensor& l) {
+        const auto v =
+            options.vocabLimit > 0 && options.vocabLimit < l.size(0) ? l.narrow(0, 0, options.vocabLimit) : l;
+        return v.argmax().reshape({1});  // first maximum, like the host's max_element
+    };
+    std::vector<torch::Tensor> pendingIds, pendingLogits, steps;
+    torch::Tensor token = choose(logits);
+    pendingIds.push_back(token);
+    if (options.keepStepLogits) pendingLogits.push_back(logits.to(torch::kFloat));
+    int chosen = 1;
+    std::int64_t readId = -1;  // the last token read by the host and not fed yet
+    bool done = options.maxNewTokens <= 0;
+    if (done) pendingIds.clear();
+    // Reads the pending ids; returns true when a stop token or the token limit ends the answer.
+    auto flush = [&]() {
+        if (pendingIds.empty()) return false;
+        const auto ids = torch::cat(pendingIds).to(torch::kCPU).contiguous();
+        const auto lg = pendingLogits.empty() ? torch::Tensor() : torch::stack(pendingLogits).to(torch::kCPU);
+        const auto* id = ids.data_ptr<std::int64_t>();
+        bool stop = false;
+        for (std::int64_t j = 0; j < ids.numel() && !stop; ++j) {
+            const std::int64_t t = id[j];
+            const std::int64_t i = std::int64_t(result.tokens.size());
+            const std::int64_t position = base + i;
+            if (position < ctx.length() && ctx.tokens()[std::size_t(position)] == kPendingToken)
+                ctx.setToken(position, t);
+            result.tokens.push_back(t);
+            if (lg.defined()) steps.push_back(lg[j]);
+            if (onToken) onToken(t, std::size_t(i));
+            job.report(i + 1, options.maxNewTokens, "decoding");
+            if (isStop(t, model, options, result.stopReason)) {
+                stop = true;
+            } else if (i + 1 >= options.maxNewTokens) {
+                result.stopReason = StopReason::MaxTokens;
+                stop = true;
+            }
+            if (stop) ctx.truncate(position);  // the reference never feeds the last chosen token
+            readId = t;
+        }
+        pendingIds.clear();
+        pendingLogits.clear();
+        return stop;
+    };
+    while (!done) {
+        if (job.cancelRequested()) {
+            flush();
+            job.throwIfCancelled();
+        }
+        if (chosen < options.maxNewTokens && int(pendingIds.size()) < burst) {
+            const std::int64_t position = ctx.length();
+            logits = model.decodeStepDevice(ctx, token);
+            if (readId >= 0 && ctx.tokens()[std::size_t(position)] == kPendingToken)
+                ctx.setToken(position, readId);
+            readId = -1;
+            token = choose(logits);
+            pendingIds.push_back(token);
+            if (options.keepStepLogits) pendingLogits.push_back(logits.to(torch::kFloat));
+            ++chosen;
+            continue;
+        }
+        done = flush();
+    }
+    result.decodeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!steps.empty()) result.stepLogits = torch::stack(steps);
+    return result;
+}
+
 }  // namespace
+
+int effectiveSyncEvery(const GenerationOptions& options, const torch::Tensor& logits) {
+    if (!isGreedy(options)) return 1;
+    if (options.syncEvery > 0) return options.syncEvery;
+    return logits.defined() && logits.is_cuda() ? 8 : 1;
+}
 
 GenerationResult generateFrom(const Backbone& model, Context& ctx, torch::Tensor lastLogits,
                               const GenerationOptions& options, const JobContext& job,
@@ -76,6 +163,8 @@ GenerationResult generateFrom(const Backbone& model, Context& ctx, torch::Tensor
     torch::NoGradGuard noGrad;
     TORCH_CHECK(lastLogits.defined() && lastLogits.dim() == 1,
                 "generate: logits of the last token must be [vocab]");
+    const int burst = effectiveSyncEvery(options, lastLogits);
+    if (burst > 1) return generateInBursts(model, ctx, std::move(lastLogits), options, job, onToken, burst);
     GenerationResult result;
     result.promptTokens = ctx.length();
     TokenSampler sampler(options);

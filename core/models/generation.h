@@ -10,7 +10,8 @@
 //
 // The last generated token is not fed back (as in the reference), so the context ends one token short of
 // prompt + answer. Sampling draws from a CPU generator seeded with `seed`, so results do not depend on the
-// device. Cancel throws CancelledError between tokens (the context keeps what was decoded so far).
+// device. Cancel throws CancelledError between tokens (the context keeps what was decoded so far). Greedy
+// decoding on a GPU reads the tokens in bursts (GenerationOptions::syncEvery) with the same result.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,12 @@ struct GenerationOptions {
     // > 0: only ids below it are ever chosen. Models pad their vocabulary (llava-hf: 32064 rows for a
     // tokenizer of 32002); the padding rows have no text, so the pipeline limits choices to the tokenizer.
     std::int64_t vocabLimit = 0;
+    // Greedy decoding on a GPU chooses each token on the device and feeds it straight back, so the decode
+    // loop never waits for the device; the host reads the chosen ids every `syncEvery` tokens (streaming
+    // then comes in bursts of that many, and the context is cut back after a stop token found inside a
+    // burst). 0: 8 for greedy decoding on a GPU, 1 (read every token) otherwise. Sampling always reads
+    // every token (its generator is on the CPU).
+    int syncEvery = 0;
 };
 
 enum class StopReason { Eos, StopToken, MaxTokens };
@@ -65,6 +72,9 @@ private:
     GenerationOptions m_options;
     std::mt19937_64 m_rng;
 };
+
+// The number of tokens between host reads that generateFrom uses for these options and logits' device.
+int effectiveSyncEvery(const GenerationOptions& options, const torch::Tensor& logits);
 
 // Prefills `prompt` into ctx, then decodes.
 GenerationResult generate(const Backbone& model, Context& ctx, const PromptInput& prompt,

@@ -31,11 +31,14 @@ std::pair<torch::Tensor, torch::Tensor> KvCache::append(int layer, const torch::
         l.k = torch::Tensor();
         l.v = torch::Tensor();
     }
-    if (!l.k.defined() || need > l.k.size(1)) {
+    if (!l.k.defined() || need > l.k.size(1) || (l.k.size(1) < m_reserve)) {
         const std::int64_t old = l.k.defined() ? l.k.size(1) : 0;
-        const std::int64_t capacity = std::max({need, 2 * old, kMinCapacity});
-        auto grownK = torch::empty({k.size(0), capacity, k.size(2)}, k.options());
-        auto grownV = torch::empty({v.size(0), capacity, v.size(2)}, v.options());
+        const std::int64_t capacity =
+            need > old ? std::max({need, 2 * old, kMinCapacity, m_reserve}) : std::max(old, m_reserve);
+        // Zeros, not garbage: a static decode step reads the unused rows too (masked, with weight 0, and
+        // 0 · NaN would still be NaN).
+        auto grownK = torch::zeros({k.size(0), capacity, k.size(2)}, k.options());
+        auto grownV = torch::zeros({v.size(0), capacity, v.size(2)}, v.options());
         if (l.length > 0) {
             grownK.narrow(1, 0, l.length).copy_(l.k.narrow(1, 0, l.length));
             grownV.narrow(1, 0, l.length).copy_(l.v.narrow(1, 0, l.length));
@@ -57,6 +60,28 @@ torch::Tensor KvCache::keys(int layer) const {
 torch::Tensor KvCache::values(int layer) const {
     const Layer& l = m_layers.at(std::size_t(layer));
     return l.length > 0 ? l.v.narrow(1, 0, l.length) : torch::Tensor();
+}
+
+std::pair<torch::Tensor, torch::Tensor> KvCache::storage(int layer) const {
+    const Layer& l = m_layers.at(std::size_t(layer));
+    return {l.k, l.v};
+}
+
+std::int64_t KvCache::capacity(int layer) const {
+    const Layer& l = m_layers.at(std::size_t(layer));
+    return l.k.defined() ? l.k.size(1) : 0;
+}
+
+void KvCache::setLength(std::int64_t length) {
+    for (std::size_t i = 0; i < m_layers.size(); ++i)
+        TORCH_CHECK(length >= 0 && length <= capacity(int(i)), "KvCache: length ", length,
+                    " beyond the capacity ", capacity(int(i)), " of layer ", i);
+    for (Layer& l : m_layers) l.length = length;
+}
+
+void KvCache::reserve(std::int64_t positions) {
+    TORCH_CHECK(positions >= 0, "KvCache: negative reserve ", positions);
+    m_reserve = positions;
 }
 
 void KvCache::truncate(std::int64_t length) {

@@ -97,6 +97,22 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const RopeTabl
     return m_o->forward(out);
 }
 
+torch::Tensor LlamaAttentionImpl::forwardStatic(const torch::Tensor& x, const RopeTable& rope,
+                                                const StaticStep& step, torch::Tensor& keys,
+                                                torch::Tensor& values) const {
+    TORCH_CHECK(x.dim() == 3 && x.size(0) == 1 && x.size(1) == 1, "static decode: one row expected, got ",
+                x.sizes());
+    auto q = m_q->forward(x).view({1, 1, m_heads, m_headDim}).transpose(1, 2);
+    auto k = m_k->forward(x).view({1, 1, m_kvHeads, m_headDim}).transpose(1, 2);
+    auto v = m_v->forward(x).view({1, 1, m_kvHeads, m_headDim}).transpose(1, 2);
+    q = applyRotary(q, rope);
+    k = applyRotary(k, rope);
+    keys.index_copy_(1, step.position, k[0]);
+    values.index_copy_(1, step.position, v[0]);
+    auto out = maskedAttention(q, keys.unsqueeze(0), values.unsqueeze(0), step.visible, m_scale);
+    return m_o->forward(out.transpose(1, 2).reshape({1, 1, m_heads * m_headDim}));
+}
+
 LlamaMlpImpl::LlamaMlpImpl(const WeightMap& w, const std::string& prefix, const io::LlamaConfig& cfg)
     : m_act(cfg.hiddenAct) {
     checkActivation(m_act, prefix);
@@ -122,6 +138,13 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& h, const RopeT
                                              std::int64_t start, KvCache* cache, int layer,
                                              LayerCapture* capture) const {
     auto x = h + m_attn->forward(m_inputNorm->forward(h), rope, start, cache, layer, capture);
+    return x + m_mlp->forward(m_postNorm->forward(x));
+}
+
+torch::Tensor LlamaDecoderLayerImpl::forwardStatic(const torch::Tensor& h, const RopeTable& rope,
+                                                   const StaticStep& step, torch::Tensor& keys,
+                                                   torch::Tensor& values) const {
+    auto x = h + m_attn->forwardStatic(m_inputNorm->forward(h), rope, step, keys, values);
     return x + m_mlp->forward(m_postNorm->forward(x));
 }
 
@@ -178,6 +201,19 @@ torch::Tensor LlamaTextModelImpl::embed(const torch::Tensor& ids) const {
     return torch::embedding(m_embed, ids);
 }
 
+torch::Tensor LlamaTextModelImpl::decodeStatic(const torch::Tensor& token, const StaticStep& step,
+                                               KvCache& cache) const {
+    TORCH_CHECK(cache.layerCount() == layerCount(), "static decode: the cache has ", cache.layerCount(),
+                " layers, the model ", layerCount());
+    auto h = embed(token.reshape({1})).unsqueeze(0);  // [1, 1, hidden]
+    const auto rope = m_rope.table(step.position, h.scalar_type());
+    for (int i = 0; i < layerCount(); ++i) {
+        auto [keys, values] = cache.storage(i);
+        h = m_layers[std::size_t(i)]->forwardStatic(h, rope, step, keys, values);
+    }
+    return logits(h[0][0]);
+}
+
 torch::Tensor LlamaTextModelImpl::logits(const torch::Tensor& h) const {
     return m_lmHead->forward(m_norm->forward(h)).to(torch::kFloat);
 }
@@ -207,11 +243,10 @@ TextForwardResult LlamaTextModelImpl::forward(Context& ctx, const torch::Tensor&
     if (capturing) {
         TORCH_CHECK(run.captureMeta.size() == run.captureRows.size(),
                     "capture rows and their description differ");
-        for (std::int64_t r : run.captureRows) {
+        for (std::int64_t r : run.captureRows)
             TORCH_CHECK(r >= 0 && r < len, "capture row ", r, " outside this call's ", len, " rows");
-            capture.positions.push_back(start + r);
-        }
-        capture.localRows = torch::tensor(run.captureRows, torch::kLong).to(device);
+        capture.localRows = indexTensor(run.captureRows, device);
+        capture.positions = capture.localRows + start;
         capture.columns = ctx.imageKeyIndex();
         block.rows = run.captureMeta;
         block.columns = ctx.imageKeyCount();

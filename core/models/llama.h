@@ -48,13 +48,21 @@ torch::Tensor applyRotary(const torch::Tensor& x, const RopeTable& rope);
 
 // Rows of one call to capture in one layer (filled by LlamaTextModel; see Context).
 struct LayerCapture {
-    torch::Tensor localRows;              // int64 [S] indices into the call's rows (device)
-    std::vector<std::int64_t> positions;  // absolute positions of those rows
-    torch::Tensor columns;                // int64 image key positions (device)
-    bool measure = false;                 // synchronise the device around the recompute
-    torch::Tensor result;                 // out: [heads, S, columns] fp32
-    double seconds = 0.0;                 // out: time spent recomputing (summed over layers)
-    std::int64_t scratchBytes = 0;        // out: largest fp32 logits block
+    torch::Tensor localRows;        // int64 [S] indices into the call's rows (device)
+    torch::Tensor positions;        // int64 [S] absolute positions of those rows (device)
+    torch::Tensor columns;          // int64 image key positions (device)
+    bool measure = false;           // synchronise the device around the recompute
+    torch::Tensor result;           // out: [heads, S, columns] fp32
+    double seconds = 0.0;           // out: time spent recomputing (summed over layers)
+    std::int64_t scratchBytes = 0;  // out: largest fp32 logits block
+};
+
+// One decode row against a static KV cache (StaticDecoder, static_decoder.h): the row's position and the
+// keys it may see are device tensors and the keys and values are written into the layer's whole reserved
+// storage, so every step has the same shapes and the same addresses (what a CUDA graph needs).
+struct StaticStep {
+    torch::Tensor position;  // int64 [1]: the row's position
+    torch::Tensor visible;   // bool [capacity]: keys at or before the position
 };
 
 class LlamaAttentionImpl : public torch::nn::Module {
@@ -64,6 +72,10 @@ public:
     // With `cache`, the new K/V are appended to cache layer `layer` and attention covers the whole cache.
     torch::Tensor forward(const torch::Tensor& x, const RopeTable& rope, std::int64_t start, KvCache* cache,
                           int layer, LayerCapture* capture) const;
+    // x [1, 1, hidden]; keys / values: the layer's storage [kvHeads, capacity, headDim], written at
+    // step.position.
+    torch::Tensor forwardStatic(const torch::Tensor& x, const RopeTable& rope, const StaticStep& step,
+                                torch::Tensor& keys, torch::Tensor& values) const;
 
     int heads() const { return m_heads; }
     int kvHeads() const { return m_kvHeads; }
@@ -95,6 +107,8 @@ public:
     LlamaDecoderLayerImpl(const WeightMap& w, const std::string& prefix, const io::LlamaConfig& cfg);
     torch::Tensor forward(const torch::Tensor& h, const RopeTable& rope, std::int64_t start, KvCache* cache,
                           int layer, LayerCapture* capture) const;
+    torch::Tensor forwardStatic(const torch::Tensor& h, const RopeTable& rope, const StaticStep& step,
+                                torch::Tensor& keys, torch::Tensor& values) const;
     // Without cache or capture: full causal attention over h (positions start ..).
     torch::Tensor forward(const torch::Tensor& h, const RopeTable& rope, std::int64_t start = 0) const {
         return forward(h, rope, start, nullptr, 0, nullptr);
@@ -137,6 +151,9 @@ public:
     // Runs `h` ([1, L, hidden], positions ctx.length() - L .. : append tokens to ctx first) through the
     // decoder layers with ctx's KV cache; captures the requested rows into ctx.
     TextForwardResult forward(Context& ctx, const torch::Tensor& h, const TextForward& run) const;
+    // One decode step on static buffers: token int64 [1] at step.position, every layer's storage in `cache`
+    // (allocated beyond the position); returns the logits [vocab] fp32. The cache's lengths are not changed.
+    torch::Tensor decodeStatic(const torch::Tensor& token, const StaticStep& step, KvCache& cache) const;
     // Final RMSNorm + lm_head, fp32.
     torch::Tensor logits(const torch::Tensor& h) const;
     torch::Tensor finalNorm(const torch::Tensor& h) const { return m_norm->forward(h); }

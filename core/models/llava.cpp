@@ -1,5 +1,8 @@
 #include "core/models/llava.h"
 
+#include "core/models/attention.h"
+#include "core/models/static_decoder.h"
+
 #include <chrono>
 
 namespace sdrpn::models {
@@ -138,7 +141,7 @@ PrefillResult LlavaModel::prefill(Context& ctx, const PromptInput& prompt,
                     std::to_string(prompt.images.size()) + " image(s))");
 
     const auto device = m_info.device;
-    auto h = m_text->embed(torch::tensor(embedIds, torch::kLong).to(device));  // [L, hidden]
+    auto h = m_text->embed(indexTensor(embedIds, device));  // [L, hidden]
     std::vector<ImageSpan> spans;
     if (!slots.empty()) {
         std::vector<torch::Tensor> feats;
@@ -160,7 +163,7 @@ PrefillResult LlavaModel::prefill(Context& ctx, const PromptInput& prompt,
             spans.push_back(span);
             offset += std::size_t(n);
         }
-        h.index_copy_(0, torch::tensor(slots, torch::kLong).to(device), torch::cat(feats, 0));
+        h.index_copy_(0, indexTensor(slots, device), torch::cat(feats, 0));
     }
 
     ctx.appendTokens(ids, spans);
@@ -194,9 +197,40 @@ torch::Tensor LlavaModel::decodeStep(Context& ctx, std::int64_t token) const {
     if (token < 0 || token >= m_info.vocab)
         throw Error("decode: token id " + std::to_string(token) + " outside the vocabulary [0, " +
                     std::to_string(m_info.vocab) + ")");
+    return decodeEmbedded(ctx, m_text->embed(indexTensor({token}, m_info.device)), token);
+}
+
+torch::Tensor LlavaModel::decodeStepDevice(Context& ctx, const torch::Tensor& token) const {
+    torch::NoGradGuard noGrad;
+    TORCH_CHECK(token.defined() && token.numel() == 1, "decode: expected one token id, got ",
+                token.defined() ? token.sizes() : torch::IntArrayRef{});
+    // Static shapes (and a CUDA graph) when the cache has room and no answer rows are captured.
+    const StaticDecodeMode mode = staticDecodeMode(m_info.device);
+    const std::int64_t position = ctx.length();
+    auto& cache = ctx.cache();
+    bool canStatic =
+        mode != StaticDecodeMode::Off && !ctx.captureRequest().answerTokens && cache.layerCount() > 0;
+    for (int l = 0; canStatic && l < cache.layerCount(); ++l)
+        canStatic = cache.length(l) == position && cache.capacity(l) > position &&
+                    cache.capacity(l) == cache.capacity(0);
+    if (canStatic) {
+        auto decoder = std::static_pointer_cast<StaticDecoder>(ctx.backboneState());
+        if (!decoder || !decoder->fits(cache, position)) {
+            decoder = std::make_shared<StaticDecoder>(m_text, cache, m_info.device, mode);
+            ctx.backboneState() = decoder;
+        }
+        auto logits = decoder->step(token, position);
+        ctx.appendTokens({kPendingToken}, {});
+        cache.setLength(position + 1);
+        return logits;
+    }
+    return decodeEmbedded(ctx, m_text->embed(token.reshape({1}).to(m_info.device, torch::kLong)),
+                          kPendingToken);
+}
+
+torch::Tensor LlavaModel::decodeEmbedded(Context& ctx, const torch::Tensor& h, std::int64_t id) const {
     const std::int64_t start = ctx.length();
-    const std::vector<std::int64_t> ids{token};
-    auto h = m_text->embed(torch::tensor(ids, torch::kLong).to(m_info.device));
+    const std::vector<std::int64_t> ids{id};
     ctx.appendTokens(ids, {});
     try {
         TextForward run;
@@ -208,6 +242,24 @@ torch::Tensor LlavaModel::decodeStep(Context& ctx, std::int64_t token) const {
         ctx.truncate(start);
         throw;
     }
+}
+
+void LlavaModel::completePrefix(Context& ctx, const torch::Tensor& hidden, int fromLayer,
+                                std::int64_t prefixLength) const {
+    torch::NoGradGuard noGrad;
+    TORCH_CHECK(fromLayer >= 0 && fromLayer <= m_info.layers, "completePrefix: layer ", fromLayer,
+                " outside [0, ", m_info.layers, "]");
+    TORCH_CHECK(prefixLength > 0 && prefixLength <= ctx.length() && hidden.dim() == 2 &&
+                    hidden.size(0) >= prefixLength,
+                "completePrefix: a prefix of ", prefixLength, " rows of a context of ", ctx.length(),
+                " from hidden states ", hidden.sizes());
+    ctx.truncate(prefixLength);
+    if (fromLayer == m_info.layers) return;
+    // The same rows, positions and causal mask as a full prefill computes for them.
+    torch::Tensor x = hidden.narrow(0, 0, prefixLength).unsqueeze(0);
+    const auto rope = m_text->rotary().table(0, prefixLength, x.scalar_type());
+    for (int i = fromLayer; i < m_info.layers; ++i)
+        x = m_text->layer(i)->forward(x, rope, 0, &ctx.cache(), i, nullptr);
 }
 
 WeightMap LlavaModel::decoderLayerWeights(int layer) const {

@@ -53,7 +53,15 @@ public:
     PrefillResult prefill(Context& ctx, const PromptInput& prompt,
                           const PrefillOptions& options = {}) const override;
     torch::Tensor decodeStep(Context& ctx, std::int64_t token) const override;
+    torch::Tensor decodeStepDevice(Context& ctx, const torch::Tensor& token) const override;
     WeightMap decoderLayerWeights(int layer) const override;
+
+    // SD-RPN pass 2 with key/value reuse (sdrpn.md §4.3): after a partial prefill that ran layers
+    // [0, fromLayer) only, keeps the context's first `prefixLength` rows and runs layers fromLayer .. over
+    // them from `hidden` (the input of layer fromLayer for at least those rows, [n, hidden]), so that every
+    // layer holds the prefix as a full prefill would. The context can then continue with a prefill.
+    void completePrefix(Context& ctx, const torch::Tensor& hidden, int fromLayer,
+                        std::int64_t prefixLength) const;
     torch::Tensor finalNormWeight() const override;
 
     // The CLIP hidden state the projector reads, [B, 1 + patches, visionHidden] (CLS first).
@@ -70,6 +78,8 @@ public:
 private:
     // Ids with image tokens / sentinels turned into kImageSlot, validated against the vocabulary.
     std::vector<std::int64_t> normaliseIds(const std::vector<std::int64_t>& ids) const;
+    // One decode step of an embedded token [1, hidden] whose id (or kPendingToken) is `id`.
+    torch::Tensor decodeEmbedded(Context& ctx, const torch::Tensor& h, std::int64_t id) const;
 
     io::LlavaConfig m_cfg;
     BackboneInfo m_info;

@@ -89,6 +89,7 @@ Result<AskResult> ask(const LoadedModel& model, const io::ImageRgb8& image, cons
         const models::PromptInput input = promptInput(out.prompt, features);
 
         auto ctx = backbone.newContext();
+        ctx->reserve(std::int64_t(input.ids.size()) + options.generation.maxNewTokens);  // one allocation
         ctx->setCaptureRequest(options.capture);
         models::GenerationOptions gen = options.generation;
         if (gen.vocabLimit <= 0) gen.vocabLimit = model.tokenizer->vocabSize();

@@ -125,6 +125,9 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
         if (useRpn) pass1.keepHidden.push_back(K);
         if (passEnd < layers && !(useRpn && passEnd == K)) pass1.keepHidden.push_back(passEnd);
         auto ctx = backbone.newContext();
+        // Room for the prompt, the RoI tokens of pass 2 and either answer: the cache is allocated once.
+        const std::int64_t reserve = promptLength + imageCount + options.generation.maxNewTokens;
+        ctx->reserve(reserve);
         ctx->setCaptureRequest(options.capture);
         const models::PrefillResult p1 = backbone.prefill(*ctx, input, pass1);
         out.timings.pass1 = p1.seconds;
@@ -195,16 +198,10 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
         models::Context* pass2Ctx = ctx.get();
         t0 = std::chrono::steady_clock::now();
         if (options.reuseKv) {
-            ctx->truncate(prefixLength);
-            if (passEnd < layers) {
-                // Layers pass 1 skipped, over the prefix only: the same rows, positions and causal mask
-                // as a full prefill computes for them.
-                auto text = llava->text();
-                torch::Tensor x = p1.hidden.at(passEnd).narrow(0, 0, prefixLength).unsqueeze(0);
-                const auto rope = text->rotary().table(0, prefixLength, x.scalar_type());
-                for (int i = passEnd; i < layers; ++i)
-                    x = text->layer(i)->forward(x, rope, 0, &ctx->cache(), i, nullptr);
-            }
+            if (passEnd < layers)
+                llava->completePrefix(*ctx, p1.hidden.at(passEnd), passEnd, prefixLength);  // layers K ..
+            else
+                ctx->truncate(prefixLength);
             models::PromptInput rest;
             rest.ids.assign(std::size_t(n), models::kImageSlot);
             rest.ids.insert(rest.ids.end(), question.begin(), question.end());
@@ -226,6 +223,7 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
                 full.grids.push_back(roiGrid);
             }
             fresh = backbone.newContext();
+            fresh->reserve(reserve);
             pass2Ctx = fresh.get();
             ctx.reset();
             p2 = backbone.prefill(*fresh, full);
