@@ -9,7 +9,25 @@ target_include_directories(sdrpn_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 separate_arguments(_sdrpn_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 target_compile_options(sdrpn_torch INTERFACE ${_sdrpn_torch_flags})
 
-find_package(nlohmann_json 3.9 REQUIRED)
+# A CUDA LibTorch (TorchConfig finds c10_cuda): CUDA graphs and the allocator's statistics are compiled in.
+if(C10_CUDA_LIBRARY)
+  target_compile_definitions(sdrpn_torch INTERFACE SDRPN_WITH_CUDA=1)
+  # c10/cuda and ATen/cuda headers include the CUDA runtime's.
+  find_package(CUDAToolkit QUIET)
+  if(CUDAToolkit_FOUND)
+    target_include_directories(sdrpn_torch SYSTEM INTERFACE ${CUDAToolkit_INCLUDE_DIRS})
+  endif()
+  message(STATUS "sdrpn: LibTorch with CUDA (${C10_CUDA_LIBRARY})")
+endif()
+
+find_package(nlohmann_json 3.9 QUIET)
+if(NOT nlohmann_json_FOUND)
+  # A machine with LibTorch and nothing else (the GPU box of bench/gpu.sh): the bundled copy of the headers.
+  message(STATUS "sdrpn: nlohmann_json not installed, using third_party/nlohmann_json")
+  add_library(nlohmann_json INTERFACE)
+  target_include_directories(nlohmann_json SYSTEM INTERFACE ${PROJECT_SOURCE_DIR}/third_party/nlohmann_json/include)
+  add_library(nlohmann_json::nlohmann_json ALIAS nlohmann_json)
+endif()
 
 if(NOT SDRPN_TORCH_ONLY)
   find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
