@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/demo_prompt.h"
 #include "core/jobs.h"
 #include "core/models/attention.h"
 #include "core/models/context.h"
@@ -54,21 +55,11 @@ public:
 
     // BOS + 4 text ids + 576 image slots + 4 question ids.
     static PromptInput prompt() {
-        PromptInput p;
-        p.ids.push_back(s_model->info().bosTokenId);
-        p.ids.insert(p.ids.end(), kPromptText.begin(), kPromptText.end());
-        p.ids.insert(p.ids.end(), std::size_t(kImageTokens), kImageSlot);
-        p.ids.insert(p.ids.end(), kQuestion.begin(), kQuestion.end());
-        p.images = {*s_features};
-        return p;
+        return test::demoImagePrompt(s_model->info().bosTokenId, kPromptText, kImageTokens, kQuestion,
+                                     *s_features);
     }
 
-    static CaptureRequest answerCapture() {
-        CaptureRequest request;
-        request.lastPromptToken = true;
-        request.answerTokens = true;
-        return request;
-    }
+    static CaptureRequest answerCapture() { return test::lastAndAnswerCapture(); }
 
     struct Run {
         GenerationResult result;
