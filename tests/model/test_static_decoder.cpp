@@ -36,8 +36,7 @@ constexpr double kCacheTol = 1e-5;
 // ~2e-5 by layer 7, the values ~3e-6.)
 constexpr double kAttentionTol = 1e-5;
 // The static step reads every row of the reserved storage (those past the position masked, weight 0).
-// KvCache allocates that storage zeroed, so nothing is scrubbed here: UnusedStorageRowsAreZero checks it.
-constexpr bool kScrubUnusedStorage = false;
+// KvCache allocates that storage zeroed: UnusedStorageRowsAreZeroAndDecodingEqualsOff checks it.
 constexpr std::int64_t kImageTokens = 576;
 const std::vector<std::int64_t> kPromptText{11, 12, 13, 14};
 const std::vector<std::int64_t> kQuestion{21, 22, 23, 24};
@@ -88,10 +87,9 @@ public:
 
     // `steps` decodeStepDevice calls on ctx (already prefilled), each feeding back the argmax of the last
     // logits. Checks that each new position holds kPendingToken until setToken.
-    static void decodeSteps(Steps& run, int steps, bool scrub = kScrubUnusedStorage) {
+    static void decodeSteps(Steps& run, int steps) {
         torch::NoGradGuard noGrad;
         for (int i = 0; i < steps; ++i) {
-            if (scrub) scrubUnusedStorage(*run.ctx);
             const auto token = run.logits.back().argmax().reshape({1});
             const std::int64_t id = token.item<std::int64_t>();
             const std::int64_t position = run.ctx->length();
@@ -102,18 +100,6 @@ public:
             run.ctx->setToken(position, id);
             EXPECT_EQ(run.ctx->tokens().at(std::size_t(position)), id);
             run.fed.push_back(id);
-        }
-    }
-
-    // Zeroes the rows of every layer's storage past its length (see kScrubUnusedStorage).
-    static void scrubUnusedStorage(Context& ctx) {
-        auto& cache = ctx.cache();
-        for (int l = 0; l < cache.layerCount(); ++l) {
-            auto [k, v] = cache.storage(l);
-            const std::int64_t used = cache.length(l), capacity = cache.capacity(l);
-            if (!k.defined() || capacity <= used) continue;
-            k.narrow(1, used, capacity - used).zero_();
-            v.narrow(1, used, capacity - used).zero_();
         }
     }
 
@@ -255,7 +241,7 @@ TEST_F(StaticDecode, UnusedStorageRowsAreZeroAndDecodingEqualsOff) {
         EXPECT_EQ(k.narrow(1, used, reserve - used).abs().max().item<float>(), 0.0f) << "layer " << l;
         EXPECT_EQ(v.narrow(1, used, reserve - used).abs().max().item<float>(), 0.0f) << "layer " << l;
     }
-    decodeSteps(got, kSteps, /*scrub=*/false);
+    decodeSteps(got, kSteps);
     EXPECT_TRUE(got.staticAfter.front());
     expectSameSteps(got, ref);
 }
@@ -453,7 +439,6 @@ TEST_F(StaticDecode, GenerateFromInBurstsEqualsThePerTokenLoop) {
         auto ctx = model().newContext();
         ctx->reserve(promptLength() + options.maxNewTokens);
         const auto p = model().prefill(*ctx, prompt());
-        if (kScrubUnusedStorage) scrubUnusedStorage(*ctx);  // the reserve: no reallocation while generating
         JobContext job;
         auto result = generateFrom(model(), *ctx, p.logits, options, job);
         return std::make_pair(std::move(result), std::move(ctx));
@@ -502,7 +487,6 @@ TEST_F(StaticDecode, StaticDecoderChecksItsStorage) {
     auto ctx = model().newContext();
     ctx->reserve(promptLength() + kRoom);
     const auto p = model().prefill(*ctx, prompt());
-    if (kScrubUnusedStorage) scrubUnusedStorage(*ctx);
     auto ref = ctx->clone();
     const std::int64_t capacity = ctx->cache().capacity(0);
     ASSERT_EQ(capacity, promptLength() + kRoom);
