@@ -615,7 +615,7 @@ int main(int argc, char** argv) {
             for (int h = 0; h < heads; ++h) allHeads[std::size_t(h)] = h;
             settings.sink = {{std::min(2, layers - 1), allHeads}};
             const auto sink = sinkMap(maps, settings);
-            const int runs = device.is_cuda() ? 20 : 20;
+            const int runs = 20;
             int ok = 0;
             std::vector<double> t;
             for (int r = 0; r < runs; ++r)

@@ -249,7 +249,14 @@ io::ImageRgb8 ClipImageProcessor::prepare(const io::ImageRgb8& image) const {
 }
 
 torch::Tensor ClipImageProcessor::normalize(const io::ImageRgb8& prepared) const {
-    requireImage(prepared, "CLIP normalisation");
+    return normalizeImage(prepared, m_config.arithmetic, m_config.rescaleFactor, m_config.mean,
+                          m_config.stdDev, "CLIP normalisation");
+}
+
+torch::Tensor normalizeImage(const io::ImageRgb8& prepared, ClipArithmetic arithmetic, double rescaleFactor,
+                             const std::array<float, 3>& meanIn, const std::array<float, 3>& stdIn,
+                             const char* what) {
+    requireImage(prepared, what);
     const int w = prepared.width, h = prepared.height;
     auto out = torch::empty({3, h, w}, torch::kFloat32);
     float* dst = out.data_ptr<float>();
@@ -257,15 +264,15 @@ torch::Tensor ClipImageProcessor::normalize(const io::ImageRgb8& prepared) const
     // channel and byte value gives the same numbers.
     std::array<std::array<float, 256>, 3> lut{};
     for (int c = 0; c < 3; ++c) {
-        if (m_config.arithmetic == ClipArithmetic::TorchvisionFast) {
+        if (arithmetic == ClipArithmetic::TorchvisionFast) {
             // transformers' _fuse_mean_std_and_rescale_factor: mean and std scaled by 1/rescale in float32.
-            const auto inverse = static_cast<float>(1.0 / m_config.rescaleFactor);
-            const float mean = m_config.mean[c] * inverse, stdDev = m_config.stdDev[c] * inverse;
+            const auto inverse = static_cast<float>(1.0 / rescaleFactor);
+            const float mean = meanIn[c] * inverse, stdDev = stdIn[c] * inverse;
             for (int v = 0; v < 256; ++v) lut[c][v] = (static_cast<float>(v) - mean) / stdDev;
         } else {
             for (int v = 0; v < 256; ++v) {
-                const float scaled = static_cast<float>(double(v) * m_config.rescaleFactor);
-                lut[c][v] = (scaled - m_config.mean[c]) / m_config.stdDev[c];
+                const float scaled = static_cast<float>(double(v) * rescaleFactor);
+                lut[c][v] = (scaled - meanIn[c]) / stdIn[c];
             }
         }
     }

@@ -94,6 +94,13 @@ inline io::ImageRgb8 resizePil(const io::ImageRgb8& image, int width, int height
     return resizeImage(image, width, height, filter, ClipArithmetic::Pillow);
 }
 
+// rescale + normalise of a prepared RGB image to float32 [3, H, W], as transformers computes it for
+// `arithmetic` (Pillow: float32(double(u8) · rescale), then (v - mean) / std; TorchvisionFast: mean and std
+// scaled by 1/rescale, then (u8 - mean) / std). `what` names the step in the error for an empty image.
+torch::Tensor normalizeImage(const io::ImageRgb8& prepared, ClipArithmetic arithmetic, double rescaleFactor,
+                             const std::array<float, 3>& mean, const std::array<float, 3>& stdDev,
+                             const char* what);
+
 // LLaVA's expand2square: the image centred on a square of `background` ((S - W) // 2 and (S - H) // 2).
 io::ImageRgb8 expandToSquare(const io::ImageRgb8& image, const std::array<std::uint8_t, 3>& background);
 

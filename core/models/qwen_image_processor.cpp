@@ -103,35 +103,8 @@ io::ImageRgb8 QwenImageProcessor::prepare(const io::ImageRgb8& image) const {
 }
 
 torch::Tensor QwenImageProcessor::normalize(const io::ImageRgb8& prepared) const {
-    requireImage(prepared, "Qwen2-VL normalisation");
-    const int w = prepared.width, h = prepared.height;
-    auto out = torch::empty({3, h, w}, torch::kFloat32);
-    float* dst = out.data_ptr<float>();
-    // One lookup per channel and byte value gives the same numbers as transformers' tensor arithmetic.
-    std::array<std::array<float, 256>, 3> lut{};
-    for (int c = 0; c < 3; ++c) {
-        if (m_config.arithmetic == ClipArithmetic::TorchvisionFast) {
-            // _fuse_mean_std_and_rescale_factor: mean and std scaled by 1/rescale in float32, then
-            // (u8 - mean) / std in float32.
-            const auto inverse = static_cast<float>(1.0 / m_config.rescaleFactor);
-            const float mean = m_config.mean[c] * inverse, stdDev = m_config.stdDev[c] * inverse;
-            for (int v = 0; v < 256; ++v) lut[c][v] = (static_cast<float>(v) - mean) / stdDev;
-        } else {
-            // rescale: float32(double(u8) · factor); normalize: (v - mean) / std in float32.
-            for (int v = 0; v < 256; ++v) {
-                const float scaled = static_cast<float>(double(v) * m_config.rescaleFactor);
-                lut[c][v] = (scaled - m_config.mean[c]) / m_config.stdDev[c];
-            }
-        }
-    }
-    const std::size_t plane = std::size_t(w) * h;
-    for (std::size_t i = 0; i < plane; ++i) {
-        const std::uint8_t* p = &prepared.pixels[i * 3];
-        dst[i] = lut[0][p[0]];
-        dst[plane + i] = lut[1][p[1]];
-        dst[2 * plane + i] = lut[2][p[2]];
-    }
-    return out;
+    return normalizeImage(prepared, m_config.arithmetic, m_config.rescaleFactor, m_config.mean,
+                          m_config.stdDev, "Qwen2-VL normalisation");
 }
 
 torch::Tensor QwenImageProcessor::flattenPatches(const torch::Tensor& chw) const {

@@ -25,8 +25,11 @@ StaticDecodeMode staticDecodeMode(torch::Device device) {
     const int o = g_override.load();
     if (o >= 0) return StaticDecodeMode(o);
     if (!device.is_cuda()) return StaticDecodeMode::Off;
-    const char* env = std::getenv("SDRPN_CUDA_GRAPHS");
-    const bool graphsOff = env && (std::strcmp(env, "0") == 0 || std::strcmp(env, "off") == 0);
+    // Read once: this runs on every decode step.
+    static const bool graphsOff = [] {
+        const char* env = std::getenv("SDRPN_CUDA_GRAPHS");
+        return env && (std::strcmp(env, "0") == 0 || std::strcmp(env, "off") == 0);
+    }();
 #ifdef SDRPN_WITH_CUDA
     return graphsOff ? StaticDecodeMode::Eager : StaticDecodeMode::Graph;
 #else
