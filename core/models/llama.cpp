@@ -226,7 +226,9 @@ TextForwardResult LlamaTextModelImpl::forward(Context& ctx, const torch::Tensor&
     const std::int64_t start = ctx.length() - len;
     TORCH_CHECK(start >= 0, "LLaMA forward: append the ", len, " tokens to the context first");
     const int endLayer = run.endLayer < 0 ? layerCount() : std::min(run.endLayer, layerCount());
-    const auto rope = m_rope.table(start, len, h.scalar_type());
+    const auto rope = run.rope.cos.defined() ? run.rope : m_rope.table(start, len, h.scalar_type());
+    TORCH_CHECK(rope.cos.size(0) == len, "LLaMA forward: rotary table for ", rope.cos.size(0), " rows, not ",
+                len);
     const torch::Device device = h.device();
 
     TextForwardResult result;

@@ -134,6 +134,7 @@ struct TextForward {
     std::vector<int> keepHidden;  // hidden states to return: 0 = embeddings, k = output of layer k-1
     std::vector<std::int64_t> captureRows;  // rows of this call (0-based) to capture
     std::vector<QueryRow> captureMeta;      // their description, aligned with captureRows
+    RopeTable rope;  // cos/sin of this call's rows; undefined: plain RoPE at their cache positions
 };
 
 struct TextForwardResult {

@@ -21,8 +21,8 @@
 
 #include "core/io/config.h"
 #include "core/jobs.h"
-#include "core/models/backbone.h"
 #include "core/models/clip_vision.h"
+#include "core/models/decoder_backbone.h"
 #include "core/models/llama.h"
 #include "core/models/load_options.h"
 #include "core/result.h"
@@ -41,28 +41,14 @@ private:
 };
 TORCH_MODULE(MultiModalProjector);
 
-class LlavaModel final : public Backbone {
+class LlavaModel final : public DecoderBackbone {
 public:
     // Builds from loaded weights under canonical (llava-hf hub) names; see llavaWeightSpecs.
     LlavaModel(const io::LlavaConfig& cfg, const WeightMap& weights, torch::Device device,
                torch::ScalarType dtype, std::string source = {});
 
-    // Backbone
-    const BackboneInfo& info() const override { return m_info; }
+    // pixels [3, S, S] or [B, 3, S, S] -> [B * imageTokens, hidden]
     torch::Tensor encodeImage(const torch::Tensor& pixels) const override;
-    PrefillResult prefill(Context& ctx, const PromptInput& prompt,
-                          const PrefillOptions& options = {}) const override;
-    torch::Tensor decodeStep(Context& ctx, std::int64_t token) const override;
-    torch::Tensor decodeStepDevice(Context& ctx, const torch::Tensor& token) const override;
-    WeightMap decoderLayerWeights(int layer) const override;
-
-    // SD-RPN pass 2 with key/value reuse (sdrpn.md §4.3): after a partial prefill that ran layers
-    // [0, fromLayer) only, keeps the context's first `prefixLength` rows and runs layers fromLayer .. over
-    // them from `hidden` (the input of layer fromLayer for at least those rows, [n, hidden]), so that every
-    // layer holds the prefix as a full prefill would. The context can then continue with a prefill.
-    void completePrefix(Context& ctx, const torch::Tensor& hidden, int fromLayer,
-                        std::int64_t prefixLength) const;
-    torch::Tensor finalNormWeight() const override;
 
     // The CLIP hidden state the projector reads, [B, 1 + patches, visionHidden] (CLS first).
     torch::Tensor visionHidden(const torch::Tensor& pixels) const;
@@ -72,20 +58,12 @@ public:
     torch::Tensor project(const torch::Tensor& features) const;
 
     const io::LlavaConfig& config() const { return m_cfg; }
-    LlamaTextModel text() const { return m_text; }
     ClipVisionTower vision() const { return m_vision; }
 
 private:
-    // Ids with image tokens / sentinels turned into kImageSlot, validated against the vocabulary.
-    std::vector<std::int64_t> normaliseIds(const std::vector<std::int64_t>& ids) const;
-    // One decode step of an embedded token [1, hidden] whose id (or kPendingToken) is `id`.
-    torch::Tensor decodeEmbedded(Context& ctx, const torch::Tensor& h, std::int64_t id) const;
-
     io::LlavaConfig m_cfg;
-    BackboneInfo m_info;
     ClipVisionTower m_vision{nullptr};
     MultiModalProjector m_projector{nullptr};
-    LlamaTextModel m_text{nullptr};
 };
 
 // Every tensor a LLaVA model of this config needs, under canonical names.

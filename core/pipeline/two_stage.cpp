@@ -66,7 +66,7 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
         c10::InferenceMode inference;
         const models::Backbone& backbone = *model.backbone;
         const models::BackboneInfo& info = backbone.info();
-        const auto* llava = dynamic_cast<const models::LlavaModel*>(&backbone);
+        const auto* llava = dynamic_cast<const models::DecoderBackbone*>(&backbone);
         if (!llava)
             throw Error("SD-RPN two-stage answers need a LLaVA backbone; '" + info.modelType +
                         "' is not one");
