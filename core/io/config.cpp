@@ -302,6 +302,66 @@ void checkSelectStrategy(const Section& s, const std::string& key, const std::st
         s.badValue(key, "must be \"default\" or \"full\", got \"" + value + "\"");
 }
 
+// A list of integers (e.g. `mrope_section`); absent leaves `out` unchanged.
+void readIntList(const Section& s, const std::string& key, std::vector<int>& out) {
+    const json* v = s.find(key);
+    if (!v) return;
+    if (!v->is_array()) s.wrongType(key, "a list of integers", *v);
+    std::vector<int> values;
+    for (const json& e : *v) {
+        if (!e.is_number_integer()) s.wrongType(key, "a list of integers", *v);
+        values.push_back(e.get<int>());
+    }
+    out = std::move(values);
+}
+
+void readQwenVisionFields(const Section& s, QwenVisionConfig& cfg) {
+    s.read("depth", cfg.depth);
+    s.read("hidden_size", cfg.hiddenSize);
+    s.read("intermediate_size", cfg.intermediateSize);
+    s.read("num_heads", cfg.numHeads);
+    if (s.has("in_channels"))
+        s.read("in_channels", cfg.inChannels);
+    else
+        s.read("in_chans", cfg.inChannels);
+    s.read("patch_size", cfg.patchSize);
+    s.read("temporal_patch_size", cfg.temporalPatchSize);
+    s.read("spatial_merge_size", cfg.spatialMergeSize);
+    s.read("window_size", cfg.windowSize);
+    s.read("out_hidden_size", cfg.outHiddenSize);
+    s.read("tokens_per_second", cfg.tokensPerSecond);
+    s.read("hidden_act", cfg.hiddenAct);
+    readIntList(s, "fullatt_block_indexes", cfg.fullattBlockIndexes);
+    if (auto rope = s.object("rope_parameters")) rope->read("rope_theta", cfg.ropeTheta);
+
+    if (cfg.depth < 0) s.badValue("depth", "must not be negative");
+    s.requirePositive("hidden_size", cfg.hiddenSize);
+    s.requirePositive("intermediate_size", cfg.intermediateSize);
+    s.requirePositive("num_heads", cfg.numHeads);
+    s.requirePositive("in_channels", cfg.inChannels);
+    s.requirePositive("patch_size", cfg.patchSize);
+    s.requirePositive("temporal_patch_size", cfg.temporalPatchSize);
+    s.requirePositive("spatial_merge_size", cfg.spatialMergeSize);
+    s.requirePositive("window_size", cfg.windowSize);
+    s.requirePositive("out_hidden_size", cfg.outHiddenSize);
+    if (cfg.hiddenSize % cfg.numHeads != 0)
+        s.badValue("num_heads", "(" + std::to_string(cfg.numHeads) + ") must divide hidden_size (" +
+                                    std::to_string(cfg.hiddenSize) + ")");
+    if (cfg.headDim() % 4 != 0)
+        s.badValue("num_heads", "gives a head size of " + std::to_string(cfg.headDim()) +
+                                    ", which the 2-D vision RoPE needs divisible by 4");
+    for (int b : cfg.fullattBlockIndexes)
+        if (b < 0 || b >= cfg.depth)
+            s.badValue("fullatt_block_indexes", "holds block " + std::to_string(b) + ", outside [0, " +
+                                                    std::to_string(cfg.depth) + ")");
+}
+
+// `mrope_section` from `rope_scaling` (hub) or `rope_parameters` (transformers 5).
+void readMropeSection(const Section& s, std::vector<int>& out) {
+    if (auto rope = s.object("rope_scaling")) readIntList(*rope, "mrope_section", out);
+    if (auto rope = s.object("rope_parameters")) readIntList(*rope, "mrope_section", out);
+}
+
 LlavaConfig parseHf(const Section& root) {
     LlavaConfig cfg;
     cfg.layout = LlavaLayout::Hf;
@@ -426,6 +486,104 @@ ClipVisionConfig readClipVisionConfig(const std::string& pathOrDir) {
             readClipFields(s, cfg);
     }
     return cfg;
+}
+
+QwenVlConfig parseQwenVlConfig(const std::string& jsonText, const std::string& sourceName) {
+    const json root = parseObject(jsonText, sourceName);
+    const Section s(root, sourceName, "");
+    QwenVlConfig cfg;
+    cfg.sourcePath = sourceName;
+    s.read("model_type", cfg.modelType);
+    if (cfg.modelType != "qwen2_5_vl")
+        throw Error("config file " + sourceName + " is not a Qwen2.5-VL config: model_type '" +
+                    cfg.modelType + "'");
+    // Hub configs are flat (LLM fields at the top level); transformers >= 4.52 nests them in text_config.
+    std::optional<Section> text = s.object("text_config");
+    const Section& ts = text ? *text : s;
+    cfg.text = readLlamaFields(ts, text ? &s : nullptr);
+    cfg.text.attentionBias = true;  // Qwen2: q/k/v carry a bias, o_proj does not
+    if (!ts.has("rms_norm_eps")) cfg.text.rmsNormEps = 1e-6;
+    if (!ts.has("rope_theta") && !ts.object("rope_parameters")) cfg.text.ropeTheta = 1000000.0;
+    readMropeSection(ts, cfg.mropeSection);
+    if (text) readMropeSection(s, cfg.mropeSection);
+    int sectionSum = 0;
+    for (int v : cfg.mropeSection) {
+        if (v <= 0) s.badValue("rope_scaling.mrope_section", "must hold positive sizes");
+        sectionSum += v;
+    }
+    if (cfg.mropeSection.size() != 3 || sectionSum * 2 != cfg.text.headDim)
+        s.badValue("rope_scaling.mrope_section", "must hold three sizes summing to head_dim / 2 (" +
+                                                     std::to_string(cfg.text.headDim / 2) + ")");
+    if (auto vision = s.object("vision_config")) readQwenVisionFields(*vision, cfg.vision);
+    if (cfg.vision.outHiddenSize != cfg.text.hiddenSize)
+        s.badValue("vision_config.out_hidden_size", "(" + std::to_string(cfg.vision.outHiddenSize) +
+                                                        ") must equal the text hidden_size (" +
+                                                        std::to_string(cfg.text.hiddenSize) + ")");
+    s.read("image_token_id", cfg.imageTokenId);
+    s.read("video_token_id", cfg.videoTokenId);
+    s.read("vision_start_token_id", cfg.visionStartTokenId);
+    s.read("vision_end_token_id", cfg.visionEndTokenId);
+    if (auto v = s.intOrFirst("eos_token_id")) cfg.text.eosTokenId = *v;
+    for (auto [key, id] : {std::pair<const char*, std::int64_t>{"image_token_id", cfg.imageTokenId},
+                           {"vision_start_token_id", cfg.visionStartTokenId},
+                           {"vision_end_token_id", cfg.visionEndTokenId}})
+        if (id < 0 || id >= cfg.text.vocabSize)
+            s.badValue(key, "(" + std::to_string(id) + ") is outside the vocabulary [0, " +
+                                std::to_string(cfg.text.vocabSize) + ")");
+    return cfg;
+}
+
+QwenVlConfig readQwenVlConfig(const std::string& pathOrDir) {
+    const std::string file = configFileOf(pathOrDir);
+    return parseQwenVlConfig(readText(file), file);
+}
+
+DeepseekVlConfig parseDeepseekVlConfig(const std::string& jsonText, const std::string& sourceName) {
+    const json root = parseObject(jsonText, sourceName);
+    const Section s(root, sourceName, "");
+    DeepseekVlConfig cfg;
+    cfg.sourcePath = sourceName;
+    s.read("model_type", cfg.modelType);
+    if (cfg.modelType != "deepseek_vl")
+        throw Error("config file " + sourceName + " is not a DeepSeek-VL config: model_type '" +
+                    cfg.modelType + "'");
+    auto text = s.object("text_config");
+    if (!text) throw Error("config file " + sourceName + ": key 'text_config' is missing");
+    cfg.text = readLlamaFields(*text, &s);
+    auto vision = s.object("vision_config");
+    if (!vision) throw Error("config file " + sourceName + ": key 'vision_config' is missing");
+    const Section& v = *vision;
+    v.read("hidden_size", cfg.vision.hiddenSize);
+    v.read("intermediate_size", cfg.vision.intermediateSize);
+    v.read("num_hidden_layers", cfg.vision.numHiddenLayers);
+    v.read("num_attention_heads", cfg.vision.numAttentionHeads);
+    v.read("num_channels", cfg.vision.numChannels);
+    v.read("image_size", cfg.vision.imageSize);
+    v.read("patch_size", cfg.vision.patchSize);
+    v.read("layer_norm_eps", cfg.vision.layerNormEps);
+    v.read("hidden_act", cfg.vision.hiddenAct);
+    v.requirePositive("hidden_size", cfg.vision.hiddenSize);
+    v.requirePositive("intermediate_size", cfg.vision.intermediateSize);
+    if (cfg.vision.numHiddenLayers < 0) v.badValue("num_hidden_layers", "must not be negative");
+    v.requirePositive("num_attention_heads", cfg.vision.numAttentionHeads);
+    v.requirePositive("image_size", cfg.vision.imageSize);
+    v.requirePositive("patch_size", cfg.vision.patchSize);
+    if (cfg.vision.hiddenSize % cfg.vision.numAttentionHeads != 0)
+        v.badValue("num_attention_heads", "must divide hidden_size");
+    if (cfg.vision.imageSize % cfg.vision.patchSize != 0)
+        v.badValue("patch_size", "(" + std::to_string(cfg.vision.patchSize) + ") must divide image_size (" +
+                                     std::to_string(cfg.vision.imageSize) + ")");
+    s.read("image_token_id", cfg.imageTokenId);
+    if (cfg.imageTokenId < 0 || cfg.imageTokenId >= cfg.text.vocabSize)
+        s.badValue("image_token_id", "(" + std::to_string(cfg.imageTokenId) +
+                                         ") is outside the vocabulary [0, " +
+                                         std::to_string(cfg.text.vocabSize) + ")");
+    return cfg;
+}
+
+DeepseekVlConfig readDeepseekVlConfig(const std::string& pathOrDir) {
+    const std::string file = configFileOf(pathOrDir);
+    return parseDeepseekVlConfig(readText(file), file);
 }
 
 ModelTypeInfo readModelType(const std::string& pathOrDir) {

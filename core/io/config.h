@@ -83,6 +83,73 @@ LlavaConfig parseLlavaConfig(const std::string& jsonText, const std::string& sou
 // CLIPVisionModel config. Throws naming the file.
 ClipVisionConfig readClipVisionConfig(const std::string& pathOrDir);
 
+// Qwen2.5-VL vision tower (`vision_config`; Qwen2_5_VLVisionConfig defaults = the 7B tower).
+struct QwenVisionConfig {
+    int depth = 32;
+    int hiddenSize = 1280;
+    int intermediateSize = 3420;
+    int numHeads = 16;
+    int inChannels = 3;
+    int patchSize = 14;
+    int temporalPatchSize = 2;
+    int spatialMergeSize = 2;
+    int windowSize = 112;
+    int outHiddenSize = 3584;
+    int tokensPerSecond = 2;
+    std::vector<int> fullattBlockIndexes{7, 15, 23, 31};
+    std::string hiddenAct = "silu";
+    double ropeTheta = 10000.0;  // vision RoPE base
+    double rmsNormEps = 1e-6;
+
+    int headDim() const { return hiddenSize / numHeads; }
+    int patchValues() const { return inChannels * temporalPatchSize * patchSize * patchSize; }  // 1176
+};
+
+// Qwen2.5-VL (`model_type` "qwen2_5_vl"): flat hub configs (LLM fields at the top level, `rope_scaling`)
+// and nested transformers-5 configs (`text_config`, `rope_parameters`).
+struct QwenVlConfig {
+    std::string modelType = "qwen2_5_vl";
+    std::string sourcePath;
+    LlamaConfig text;                           // Qwen2: attentionBias = true (q/k/v bias, o_proj without)
+    std::vector<int> mropeSection{16, 24, 24};  // t, h, w sections over headDim / 2
+    QwenVisionConfig vision;
+    std::int64_t imageTokenId = 151655;
+    std::int64_t videoTokenId = 151656;
+    std::int64_t visionStartTokenId = 151652;
+    std::int64_t visionEndTokenId = 151653;
+};
+QwenVlConfig readQwenVlConfig(const std::string& pathOrDir);
+QwenVlConfig parseQwenVlConfig(const std::string& jsonText, const std::string& sourceName);
+
+// SigLIP vision tower (SiglipVisionConfig defaults).
+struct SiglipVisionConfig {
+    int hiddenSize = 768;
+    int intermediateSize = 3072;
+    int numHiddenLayers = 12;
+    int numAttentionHeads = 12;
+    int numChannels = 3;
+    int imageSize = 224;
+    int patchSize = 16;
+    double layerNormEps = 1e-6;
+    std::string hiddenAct = "gelu_pytorch_tanh";
+
+    int gridSide() const { return imageSize / patchSize; }
+    int numPatches() const { return gridSide() * gridSide(); }
+    int headDim() const { return hiddenSize / numAttentionHeads; }
+};
+
+// DeepSeek-VL, SigLIP variant (`model_type` "deepseek_vl", transformers-5 nested config): SigLIP tower,
+// two-layer aligner, LLaMA-style decoder.
+struct DeepseekVlConfig {
+    std::string modelType = "deepseek_vl";
+    std::string sourcePath;
+    LlamaConfig text;
+    SiglipVisionConfig vision;
+    std::int64_t imageTokenId = 100015;
+};
+DeepseekVlConfig readDeepseekVlConfig(const std::string& pathOrDir);
+DeepseekVlConfig parseDeepseekVlConfig(const std::string& jsonText, const std::string& sourceName);
+
 // Just `model_type` (and `architectures[0]` when present) for the backbone registry.
 struct ModelTypeInfo {
     std::string modelType;
