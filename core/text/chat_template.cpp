@@ -13,14 +13,22 @@ constexpr const char* kLlavaV1System =
     "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, "
     "detailed, and polite answers to the human's questions.";
 
+// Qwen2.5-VL's chat_template (mllm_reference.md §9): the default system message, ChatML turns, an image as
+// <|vision_start|><|image_pad|><|vision_end|> before the text.
+constexpr const char* kQwenSystem = "You are a helpful assistant.";
+// DeepSeek-VL's "deepseek" conversation: system prompt, "User: " / "Assistant:" turns separated by a blank
+// line, the image placeholder before the question, assistant turns closed by the end-of-sentence token.
+constexpr const char* kDeepseekSystem =
+    "You are a helpful language and vision assistant. You are able to understand the visual content that the "
+    "user provides, and assist the user with a variety of tasks using natural language.";
+
 struct Names {
     ChatTemplate kind;
     const char* name;
 };
-constexpr Names kNames[] = {{ChatTemplate::VicunaV1, "vicuna_v1"},
-                            {ChatTemplate::LlavaV1, "llava_v1"},
-                            {ChatTemplate::LlavaHf, "llava_hf"},
-                            {ChatTemplate::Raw, "raw"}};
+constexpr Names kNames[] = {{ChatTemplate::VicunaV1, "vicuna_v1"}, {ChatTemplate::LlavaV1, "llava_v1"},
+                            {ChatTemplate::LlavaHf, "llava_hf"},   {ChatTemplate::Qwen2Vl, "qwen2_vl"},
+                            {ChatTemplate::Deepseek, "deepseek"},  {ChatTemplate::Raw, "raw"}};
 
 }  // namespace
 
@@ -47,7 +55,8 @@ ChatTemplate chatTemplateFromName(const std::string& name) {
 
 const std::vector<ChatTemplate>& allChatTemplates() {
     static const std::vector<ChatTemplate> all = {ChatTemplate::VicunaV1, ChatTemplate::LlavaV1,
-                                                  ChatTemplate::LlavaHf, ChatTemplate::Raw};
+                                                  ChatTemplate::LlavaHf,  ChatTemplate::Qwen2Vl,
+                                                  ChatTemplate::Deepseek, ChatTemplate::Raw};
     return all;
 }
 
@@ -57,6 +66,10 @@ const char* chatTemplateSystemPrompt(ChatTemplate kind) {
             return kVicunaSystem;
         case ChatTemplate::LlavaV1:
             return kLlavaV1System;
+        case ChatTemplate::Qwen2Vl:
+            return kQwenSystem;
+        case ChatTemplate::Deepseek:
+            return kDeepseekSystem;
         default:
             return "";
     }
@@ -79,6 +92,40 @@ RenderedPrompt renderChat(ChatTemplate kind, const std::vector<ChatMessage>& mes
         return out;
     }
     std::string& s = out.text;
+    if (kind == ChatTemplate::Qwen2Vl) {
+        s = std::string("<|im_start|>system\n") + kQwenSystem + "<|im_end|>\n";
+        for (const auto& m : messages) {
+            const bool user = m.role == ChatMessage::Role::User;
+            s += user ? "<|im_start|>user\n" : "<|im_start|>assistant\n";
+            if (m.image) s += std::string("<|vision_start|>") + kImagePlaceholder + "<|vision_end|>";
+            const std::size_t begin = s.size();
+            s += m.text;
+            if (user) {
+                out.questionBegin = begin;
+                out.questionEnd = s.size();
+            }
+            s += "<|im_end|>\n";
+        }
+        s += "<|im_start|>assistant\n";
+        return out;
+    }
+    if (kind == ChatTemplate::Deepseek) {
+        s = std::string(kDeepseekSystem) + "\n\n";
+        for (const auto& m : messages) {
+            const bool user = m.role == ChatMessage::Role::User;
+            s += user ? "User: " : "Assistant: ";
+            if (m.image) s += kImagePlaceholder;
+            const std::size_t begin = s.size();
+            s += m.text;
+            if (user) {
+                out.questionBegin = begin;
+                out.questionEnd = s.size();
+            }
+            s += user ? "\n\n" : "<\uff5cend\u2581of\u2581sentence\uff5c>";
+        }
+        s += "Assistant:";
+        return out;
+    }
     const bool vicuna = kind == ChatTemplate::VicunaV1 || kind == ChatTemplate::LlavaV1;
     if (vicuna) s = std::string(chatTemplateSystemPrompt(kind)) + " ";  // SeparatorStyle.TWO: system + sep
     for (const auto& m : messages) {

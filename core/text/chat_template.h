@@ -12,9 +12,12 @@
 //   llava_v1   LLaVA's conv_llava_v1: the same with "curious human" / "human's questions" (what LLaVA's
 //              run_llava.py picks for names containing "v1"). The fixture reference prompt uses this one.
 //   llava_hf   llava-hf's chat_template.json: "USER: <image>\n<question> ASSISTANT:", no system prompt.
+//   qwen2_vl   Qwen2.5-VL's ChatML template: "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n
+//              <|im_start|>user\n<|vision_start|><image><|vision_end|>QUESTION<|im_end|>\n<|im_start|>assistant\n".
+//   deepseek   DeepSeek-VL's conversation: system prompt, "\n\nUser: <image>QUESTION\n\nAssistant:".
 //   raw        the question is the exact prompt; it must hold "<image>" where the image goes.
 // All render "<image>" where image features go (buildPromptIds() expands it) and leave the assistant turn
-// open, ending in "ASSISTANT:" with no trailing space. Pure functions; errors throw sdrpn::Error.
+// open (LLaVA's end in "ASSISTANT:" with no trailing space). Pure functions; errors throw sdrpn::Error.
 #pragma once
 
 #include <cstddef>
@@ -27,7 +30,7 @@ namespace sdrpn::text {
 // The literal that marks where an image's features go in a prompt.
 inline constexpr const char* kImagePlaceholder = "<image>";
 
-enum class ChatTemplate { VicunaV1, LlavaV1, LlavaHf, Raw };
+enum class ChatTemplate { VicunaV1, LlavaV1, LlavaHf, Qwen2Vl, Deepseek, Raw };
 
 const char* chatTemplateName(ChatTemplate kind);  // "vicuna_v1", "llava_v1", "llava_hf", "raw"
 std::optional<ChatTemplate> parseChatTemplate(const std::string& name);

@@ -8,8 +8,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/io/safetensors.h"
+#include "core/io/tensor_io.h"
 #include "core/result.h"
 #include "core/text/bpe_tokenizer.h"
+#include "core/text/chat_template.h"
+#include "core/text/prompt_ids.h"
 #include "core/text/tokenizer.h"
 #include "tests/support/test_support.h"
 
@@ -210,6 +214,39 @@ TEST(BpeTokenizer, LoadTokenizerPicksBpeForTokenizerJson) {
     const auto configured = loadTokenizer(dir.string());
     EXPECT_EQ(configured->eosId(), 401);
     EXPECT_EQ(configured->padId(), 406);
+}
+
+TEST(BpeTokenizer, QwenChatPromptMatchesReferenceInputIds) {
+    // The qwen2_vl template renders reference.json's chat text; its ids, with <|image_pad|> expanded to the
+    // 391 merged image tokens and no BOS, are the reference's input_ids exactly.
+    const auto ref = reference();
+    const RenderedPrompt prompt = renderPrompt(ChatTemplate::Qwen2Vl, "What is written on the sign?");
+    std::string expectedText = ref.at("text").get<std::string>();
+    const std::string pad = "<|image_pad|>";
+    expectedText.replace(expectedText.find(pad), pad.size(), kImagePlaceholder);
+    ASSERT_EQ(prompt.text, expectedText);
+    EXPECT_EQ(prompt.question(), "What is written on the sign?");
+
+    PromptOptions options;
+    options.imageTokenId = ref.at("special_ids").at("<|image_pad|>").get<std::int64_t>();
+    options.numImageTokens = ref.at("image_pad_expanded_to").get<std::int64_t>();
+    options.addBos = false;
+    const PromptIds ids = buildPromptIds(fixtureTokenizer(), prompt, options);
+
+    const auto archive =
+        io::SafetensorsArchive::open(test::fixturePath("tiny-qwen2_5-vl/reference.safetensors"));
+    const torch::Tensor expected = io::loadTensor(*archive, "input_ids");
+    ASSERT_EQ(expected.numel(), 425);
+    const Ids expectedIds(expected.data_ptr<std::int64_t>(),
+                          expected.data_ptr<std::int64_t>() + expected.numel());
+    EXPECT_EQ(ids.ids, expectedIds);
+    EXPECT_EQ(ids.imageTokenStart, ref.at("image_token_start").get<std::int64_t>());
+    EXPECT_EQ(ids.numImageTokens, 391);
+    // The text rows after the image start with <|vision_end|>.
+    EXPECT_EQ(ids.imageTokenEnd(), ref.at("text_rows_after_image")[0].get<std::int64_t>());
+    Ids questionIds;
+    for (auto row : ids.questionPositions) questionIds.push_back(ids.ids[std::size_t(row)]);
+    EXPECT_EQ(questionIds, ref.at("tokenizer_cases").at("What is written on the sign?").get<Ids>());
 }
 
 TEST(BpeTokenizer, AcceptsMergesAsPairsAndNormalizerForms) {

@@ -73,12 +73,31 @@ TEST(ChatTemplate, Raw) {
     EXPECT_THROW(renderPrompt(ChatTemplate::Raw, prompt, false), Error);
 }
 
+TEST(ChatTemplate, QwenAndDeepseekTurns) {
+    const auto qwen = renderPrompt(ChatTemplate::Qwen2Vl, "Q?");
+    EXPECT_EQ(qwen.text,
+              "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+              "<|vision_start|><image><|vision_end|>Q?<|im_end|>\n<|im_start|>assistant\n");
+    EXPECT_EQ(qwen.question(), "Q?");
+    const auto qwenChat = renderChat(ChatTemplate::Qwen2Vl, {{ChatMessage::Role::User, "A", true},
+                                                             {ChatMessage::Role::Assistant, "B", false},
+                                                             {ChatMessage::Role::User, "C", false}});
+    EXPECT_NE(qwenChat.text.find("<|im_start|>assistant\nB<|im_end|>\n<|im_start|>user\nC<|im_end|>\n"),
+              std::string::npos);
+    EXPECT_EQ(qwenChat.question(), "C");
+
+    const auto ds = renderPrompt(ChatTemplate::Deepseek, "Q?");
+    EXPECT_EQ(ds.text, std::string(chatTemplateSystemPrompt(ChatTemplate::Deepseek)) +
+                           "\n\nUser: <image>Q?\n\nAssistant:");
+    EXPECT_EQ(ds.question(), "Q?");
+}
+
 TEST(ChatTemplate, Names) {
     for (const auto kind : allChatTemplates()) {
         EXPECT_EQ(parseChatTemplate(chatTemplateName(kind)), kind);
         EXPECT_EQ(chatTemplateFromName(chatTemplateName(kind)), kind);
     }
-    EXPECT_EQ(allChatTemplates().size(), 4u);
+    EXPECT_EQ(allChatTemplates().size(), 6u);
     EXPECT_FALSE(parseChatTemplate("vicuna"));
     try {
         chatTemplateFromName("vicuna");
