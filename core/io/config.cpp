@@ -502,6 +502,7 @@ QwenVlConfig parseQwenVlConfig(const std::string& jsonText, const std::string& s
     const Section& ts = text ? *text : s;
     cfg.text = readLlamaFields(ts, text ? &s : nullptr);
     cfg.text.attentionBias = true;  // Qwen2: q/k/v carry a bias, o_proj does not
+    cfg.text.qkvBiasOnly = true;
     if (!ts.has("rms_norm_eps")) cfg.text.rmsNormEps = 1e-6;
     if (!ts.has("rope_theta") && !ts.object("rope_parameters")) cfg.text.ropeTheta = 1000000.0;
     readMropeSection(ts, cfg.mropeSection);

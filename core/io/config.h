@@ -44,7 +44,8 @@ struct LlamaConfig {
     double rmsNormEps = 1e-6;
     double ropeTheta = 10000.0;  // `rope_theta` or transformers-5 `rope_parameters.rope_theta`
     std::string hiddenAct = "silu";
-    bool attentionBias = false;
+    bool attentionBias = false;  // q/k/v/o projections carry a bias
+    bool qkvBiasOnly = false;    // with attentionBias: o_proj has none (Qwen2)
     bool mlpBias = false;
     bool tieWordEmbeddings = false;
     std::int64_t bosTokenId = 1;

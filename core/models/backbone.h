@@ -41,6 +41,9 @@ struct PromptInput {
     std::vector<torch::Tensor> images;  // [n_i, hidden] each, filling the slots in order
     std::vector<ImageGrid> grids;       // optional, per image; default: the backbone's grid when
                                         // n_i equals its cell count, else {0, 0}
+    torch::Tensor positions;            // optional int64 [3, ids.size()]: M-RoPE (t, h, w) positions of the
+                                        // rows (Qwen2.5-VL; computed from ids and grids when undefined).
+                                        // Plain-RoPE backbones ignore it.
 
     // llava-hf style ids: every id == imageTokenId becomes a slot (as HF masked_scatter does).
     static PromptInput fromTokenIds(std::vector<std::int64_t> ids, std::int64_t imageTokenId,

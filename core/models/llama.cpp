@@ -60,7 +60,7 @@ LlamaAttentionImpl::LlamaAttentionImpl(const WeightMap& w, const std::string& pr
     m_q = register_module("q_proj", Dense(w, prefix + ".q_proj", cfg.attentionBias));
     m_k = register_module("k_proj", Dense(w, prefix + ".k_proj", cfg.attentionBias));
     m_v = register_module("v_proj", Dense(w, prefix + ".v_proj", cfg.attentionBias));
-    m_o = register_module("o_proj", Dense(w, prefix + ".o_proj", cfg.attentionBias));
+    m_o = register_module("o_proj", Dense(w, prefix + ".o_proj", cfg.attentionBias && !cfg.qkvBiasOnly));
 }
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const RopeTable& rope, std::int64_t start,
@@ -167,7 +167,7 @@ std::vector<WeightSpec> llamaWeightSpecs(const io::LlamaConfig& cfg, const std::
             specs.push_back({p + ".self_attn.q_proj.bias", {qDim}});
             specs.push_back({p + ".self_attn.k_proj.bias", {kvDim}});
             specs.push_back({p + ".self_attn.v_proj.bias", {kvDim}});
-            specs.push_back({p + ".self_attn.o_proj.bias", {h}});
+            if (!cfg.qkvBiasOnly) specs.push_back({p + ".self_attn.o_proj.bias", {h}});
         }
         specs.push_back({p + ".post_attention_layernorm.weight", {h}});
         specs.push_back({p + ".mlp.gate_proj.weight", {inter, h}});

@@ -3,7 +3,9 @@
 #include <utility>
 
 #include "core/io/config.h"
+#include "core/models/deepseek_vl.h"
 #include "core/models/llava.h"
+#include "core/models/qwen2_5_vl.h"
 
 namespace sdrpn::models {
 
@@ -14,10 +16,22 @@ std::shared_ptr<const Backbone> loadLlavaBackbone(const std::string& dir, const 
     return loadLlava(dir, options, job);
 }
 
+std::shared_ptr<const Backbone> loadDeepseekVlBackbone(const std::string& dir, const LoadOptions& options,
+                                                       const JobContext& job) {
+    return loadDeepseekVl(dir, options, job);
+}
+
+std::shared_ptr<const Backbone> loadQwenBackbone(const std::string& dir, const LoadOptions& options,
+                                                 const JobContext& job) {
+    return loadQwen2_5Vl(dir, options, job);
+}
+
 // One line per backbone family.
 const std::vector<std::pair<std::string, BackboneLoader>>& table() {
     static const std::vector<std::pair<std::string, BackboneLoader>> kTable = {
         {"llava", &loadLlavaBackbone},
+        {"qwen2_5_vl", &loadQwenBackbone},
+        {"deepseek_vl", &loadDeepseekVlBackbone},
     };
     return kTable;
 }
