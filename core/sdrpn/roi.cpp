@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <string>
 
 #include "core/result.h"
 #include "core/sdrpn/grid_ops.h"
@@ -156,6 +158,54 @@ models::GridBox growSmall(const models::GridBox& b, int rows, int cols) {
     return g;
 }
 
+// The threshold, in float32 as torch compares `G > thr`. A negative threshold is relative to the peak
+// (get_bbox_from_noisy_map).
+float resolveThreshold(const std::vector<float>& blurred, double threshold) {
+    if (threshold >= 0) return float(threshold);
+    float peak = -INFINITY;
+    for (float g : blurred) peak = std::max(peak, g);
+    return peak * float(-threshold);
+}
+
+void checkGeometryGrid(const models::GridGeometry& geometry, int rows, int cols, const char* what) {
+    if (geometry.gridRows != rows || geometry.gridCols != cols)
+        throw Error(std::string(what) + ": the image geometry has a " + std::to_string(geometry.gridRows) +
+                    "x" + std::to_string(geometry.gridCols) + " grid but the logits are " +
+                    std::to_string(rows) + "x" + std::to_string(cols));
+}
+
+// Tight box of the non-zero cells ([min col, min row, max col + 1, max row + 1], get_foreground_bbox_torch);
+// empty (all zeros) when there is none.
+models::GridBox tightBox(const std::vector<std::uint8_t>& mask, int rows, int cols) {
+    int x0 = cols, y0 = rows, x1 = 0, y1 = 0;
+    for (int row = 0; row < rows; ++row)
+        for (int col = 0; col < cols; ++col)
+            if (mask[std::size_t(row) * std::size_t(cols) + std::size_t(col)]) {
+                x0 = std::min(x0, col);
+                y0 = std::min(y0, row);
+                x1 = std::max(x1, col + 1);
+                y1 = std::max(y1, row + 1);
+            }
+    if (x1 == 0) return {};
+    return {x0, y0, x1, y1};
+}
+
+// `above` inside `box` as a 0/1 float map, bilinearly resized to outRows × outCols, > 0.5.
+std::vector<std::uint8_t> resizedBoxMask(const std::vector<std::uint8_t>& above, int cols,
+                                         const models::GridBox& box, int outRows, int outCols) {
+    const int h = box.y1 - box.y0, w = box.x1 - box.x0;
+    std::vector<float> inside(std::size_t(h) * std::size_t(w));
+    for (int row = 0; row < h; ++row)
+        for (int col = 0; col < w; ++col)
+            inside[std::size_t(row) * std::size_t(w) + std::size_t(col)] =
+                above[std::size_t(box.y0 + row) * std::size_t(cols) + std::size_t(box.x0 + col)] ? 1.0f
+                                                                                                 : 0.0f;
+    const auto resized = resizeBilinear(inside, h, w, outRows, outCols);
+    std::vector<std::uint8_t> mask(resized.size());
+    for (std::size_t v = 0; v < resized.size(); ++v) mask[v] = resized[v] > 0.5f ? 1 : 0;
+    return mask;
+}
+
 void noZoom(RoiResult& r, std::string reason) {
     r.branch = RoiBranch::None;
     r.gridBox = {};
@@ -171,10 +221,7 @@ RoiResult postprocessRoi(const std::vector<float>& logits, int rows, int cols, c
                          const models::GridGeometry& geometry) {
     checkGrid(logits.size(), rows, cols, "RoI post-processing: logits");
     settings.validate();
-    if (geometry.gridRows != rows || geometry.gridCols != cols)
-        throw Error("RoI post-processing: the image geometry has a " + std::to_string(geometry.gridRows) +
-                    "x" + std::to_string(geometry.gridCols) + " grid but the logits are " +
-                    std::to_string(rows) + "x" + std::to_string(cols));
+    checkGeometryGrid(geometry, rows, cols, "RoI post-processing");
     const std::size_t cells = logits.size();
     RoiResult r;
     r.rows = rows;
@@ -184,15 +231,9 @@ RoiResult postprocessRoi(const std::vector<float>& logits, int rows, int cols, c
     for (std::size_t v = 0; v < cells; ++v) r.probabilities[v] = 1.0f / (1.0f + std::exp(-logits[v]));
     r.blurred = gaussianBlur(r.probabilities, rows, cols, settings.blurKernel, settings.blurSigma);
 
-    // The threshold, in float32 as torch compares `G > thr`. A negative threshold is relative to the peak
-    // (get_bbox_from_noisy_map). The reference's mask branch compares with thr as given, which for a
-    // negative thr would keep every cell; here both branches use the same resolved threshold.
-    float thr = float(settings.threshold);
-    if (settings.threshold < 0) {
-        float peak = -INFINITY;
-        for (float g : r.blurred) peak = std::max(peak, g);
-        thr = peak * float(-settings.threshold);
-    }
+    // The reference's mask branch compares with thr as given, which for a negative thr would keep every
+    // cell; here both branches use the same resolved threshold.
+    const float thr = resolveThreshold(r.blurred, settings.threshold);
     r.threshold = thr;
     r.above.resize(cells);
     bool any = false;
@@ -232,26 +273,9 @@ RoiResult postprocessRoi(const std::vector<float>& logits, int rows, int cols, c
     } else {
         // Mask branch: the tight box of every cell above the threshold (skipped components included), and
         // the crop tokens where the mask, resized to the crop's grid, is > 0.5.
-        int x0 = cols, y0 = rows, x1 = 0, y1 = 0;
-        for (int row = 0; row < rows; ++row)
-            for (int col = 0; col < cols; ++col)
-                if (r.above[std::size_t(row * cols + col)]) {
-                    x0 = std::min(x0, col);
-                    y0 = std::min(y0, row);
-                    x1 = std::max(x1, col + 1);
-                    y1 = std::max(y1, row + 1);
-                }
         r.branch = RoiBranch::Mask;
-        r.gridBox = {x0, y0, x1, y1};
-        const int h = y1 - y0, w = x1 - x0;
-        std::vector<float> inside(std::size_t(h) * std::size_t(w));
-        for (int row = 0; row < h; ++row)
-            for (int col = 0; col < w; ++col)
-                inside[std::size_t(row * w + col)] =
-                    r.above[std::size_t((y0 + row) * cols + x0 + col)] ? 1.0f : 0.0f;
-        const auto resized = resizeBilinear(inside, h, w, rows, cols);
-        r.tokenMask.resize(cells);
-        for (std::size_t v = 0; v < cells; ++v) r.tokenMask[v] = resized[v] > 0.5f ? 1 : 0;
+        r.gridBox = tightBox(r.above, rows, cols);
+        r.tokenMask = resizedBoxMask(r.above, cols, r.gridBox, rows, cols);
     }
 
     r.sourceBox = geometry.gridBoxToSourcePixels(r.gridBox);
@@ -264,6 +288,92 @@ RoiResult postprocessRoi(const std::vector<float>& logits, int rows, int cols, c
     r.roiTokens = int(std::count(r.tokenMask.begin(), r.tokenMask.end(), std::uint8_t(1)));
     if (r.roiTokens == 0) noZoom(r, "the RoI mask keeps no token of the crop");
     return r;
+}
+
+// ---- Qwen2.5-VL -------------------------------------------------------------------------------------------
+
+std::vector<std::uint8_t> qwenSinkMask(int rows, int cols) {
+    if (rows <= 0 || cols <= 0)
+        throw Error("Qwen sink mask: the grid must be positive, got " + std::to_string(rows) + "x" +
+                    std::to_string(cols));
+    std::vector<std::uint8_t> keep(std::size_t(rows) * std::size_t(cols), 1);
+    // sdrpn.md §4.7, Q/qwen_src/mm_utils.py::get_batched_sub_images: only maps larger than 768 cells, which
+    // 24×24 training never saw: sink_mask[:H // 4, :1] = 0; sink_mask[:1, :W // 4] = 0.
+    if (std::int64_t(rows) * cols > 768) {
+        for (int row = 0; row < rows / 4; ++row) keep[std::size_t(row) * std::size_t(cols)] = 0;
+        for (int col = 0; col < cols / 4; ++col) keep[std::size_t(col)] = 0;
+    }
+    return keep;
+}
+
+RoiResult postprocessRoiQwen(const std::vector<float>& logits, int rows, int cols,
+                             const RoiSettings& settings, const models::GridGeometry& geometry) {
+    checkGrid(logits.size(), rows, cols, "Qwen RoI post-processing: logits");
+    settings.validate();
+    checkGeometryGrid(geometry, rows, cols, "Qwen RoI post-processing");
+    const std::size_t cells = logits.size();
+    RoiResult r;
+    r.rows = rows;
+    r.cols = cols;
+    r.logits = logits;
+    // sigmoid(pred_roi) · sink_mask: masked cells are 0 before the blur (not −inf logits).
+    const auto keep = qwenSinkMask(rows, cols);
+    r.probabilities.resize(cells);
+    for (std::size_t v = 0; v < cells; ++v)
+        r.probabilities[v] = keep[v] ? 1.0f / (1.0f + std::exp(-logits[v])) : 0.0f;
+    r.blurred = gaussianBlur(r.probabilities, rows, cols, settings.blurKernel, settings.blurSigma);
+    r.threshold = resolveThreshold(r.blurred, settings.threshold);
+    r.above.resize(cells);
+    for (std::size_t v = 0; v < cells; ++v) r.above[v] = r.blurred[v] > r.threshold ? 1 : 0;  // NaN: 0
+
+    const models::GridBox box = tightBox(r.above, rows, cols);
+    if (box.x1 <= box.x0) {
+        noZoom(r, "no cell above the threshold");
+        return r;
+    }
+    r.branch = RoiBranch::Mask;  // always the mask style, no component analysis
+    r.gridBox = box;
+    r.boxes = {box};
+
+    // Q/qwen_src/ana_utils.py::get_bbox4src with img_size = grid × 28: box · (img / feat) then
+    // · (src / img), both on a float32 tensor (the Python scalars are rounded to float32), clamp, .long().
+    // The geometry's cell size and scale are those factors; its offset is 0 for Qwen (kept for generality).
+    const auto toSource = [](int cell, double cellSize, double scale, double offset, int limit) {
+        const float px = float(cell) * float(cellSize);
+        const double v = double(px * float(scale)) + offset;
+        return static_cast<int>(std::clamp(v, 0.0, double(limit)));
+    };
+    r.sourceBox = {
+        toSource(box.x0, geometry.cellWidth(), geometry.scaleX, geometry.offsetX, geometry.sourceWidth),
+        toSource(box.y0, geometry.cellHeight(), geometry.scaleY, geometry.offsetY, geometry.sourceHeight),
+        toSource(box.x1, geometry.cellWidth(), geometry.scaleX, geometry.offsetX, geometry.sourceWidth),
+        toSource(box.y1, geometry.cellHeight(), geometry.scaleY, geometry.offsetY, geometry.sourceHeight)};
+    if (r.sourceBox.empty()) {
+        // A source image smaller than its grid can truncate a thin box to nothing. The reference would crop
+        // an empty image, and its processor's ValueError is caught there as "no sub-image".
+        noZoom(r, "the RoI box is empty in source pixels");
+        return r;
+    }
+    return r;
+}
+
+void qwenCropTokenMask(RoiResult& roi, int cropRows, int cropCols) {
+    if (cropRows <= 0 || cropCols <= 0)
+        throw Error("Qwen crop token mask: the crop grid must be positive, got " + std::to_string(cropRows) +
+                    "x" + std::to_string(cropCols));
+    roi.tokenMask.clear();
+    roi.roiTokens = 0;
+    if (!roi.zoom()) return;
+    const models::GridBox& b = roi.gridBox;
+    if (roi.rows <= 0 || roi.cols <= 0 || roi.above.size() != std::size_t(roi.rows) * std::size_t(roi.cols) ||
+        b.x0 < 0 || b.y0 < 0 || b.x1 > roi.cols || b.y1 > roi.rows || b.x1 <= b.x0 || b.y1 <= b.y0)
+        throw Error("Qwen crop token mask: the RoI result is inconsistent (grid " + std::to_string(roi.rows) +
+                    "x" + std::to_string(roi.cols) + ", mask of " + std::to_string(roi.above.size()) +
+                    " cells, box [" + std::to_string(b.x0) + ", " + std::to_string(b.y0) + ", " +
+                    std::to_string(b.x1) + ", " + std::to_string(b.y1) + "))");
+    roi.tokenMask = resizedBoxMask(roi.above, roi.cols, b, cropRows, cropCols);
+    // 0 tokens stays a zoom: the caller has already cropped and sized the crop block (sdrpn.md §4.7).
+    roi.roiTokens = int(std::count(roi.tokenMask.begin(), roi.tokenMask.end(), std::uint8_t(1)));
 }
 
 }  // namespace sdrpn

@@ -9,11 +9,21 @@
 //   RoiResult roi = postprocessRoi(logits, 24, 24, settings, g);
 //   if (roi.zoom()) crop(image, roi.sourceBox);   // then insert roi.roiTokens tokens (roi.tokenMask)
 //
+// Qwen2.5-VL (sdrpn.md §4.7) has its own, simpler path: postprocessRoiQwen (sink mask, blur, threshold,
+// tight box, plain scaling; always the mask branch), then qwenCropTokenMask once the crop's grid is known:
+//
+//   RoiResult roi = postprocessRoiQwen(logits, rows, cols, settings, processed.geometry);
+//   if (roi.zoom()) {
+//       auto crop = processor.process(cropImage(image, roi.sourceBox));        // same pixel budget
+//       qwenCropTokenMask(roi, crop.gridThw[1] / 2, crop.gridThw[2] / 2);      // merged crop grid
+//   }
+//
 // Plain data, no LibTorch (well under a millisecond per 24×24 map): the studio redoes it on every
 // threshold change.
 // Pure and thread-safe. Bad settings or sizes throw sdrpn::Error naming the key or value.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -76,10 +86,11 @@ struct RoiResult {
     RoiBranch branch = RoiBranch::None;
     models::GridBox gridBox;     // the cropped cells (exclusive ends); empty when no zoom
     models::PixelBox sourceBox;  // the crop in source pixels (exclusive right / bottom)
-    // Which tokens of the re-encoded crop (its own rows × cols grid, row-major) are inserted: all for the
-    // bbox branch, the resized mask for the mask branch; empty when no zoom.
+    // Which tokens of the re-encoded crop (its own grid, row-major) are inserted: all for the bbox branch,
+    // the resized mask for the mask branch; empty when no zoom. LLaVA: the crop grid is rows × cols; Qwen:
+    // the crop's own grid, filled by qwenCropTokenMask (empty until then).
     std::vector<std::uint8_t> tokenMask;
-    int roiTokens = 0;   // inserted tokens N (0 .. rows·cols)
+    int roiTokens = 0;   // inserted tokens N (0 .. crop grid cells)
     std::string reason;  // why there is no zoom ("" when there is one)
 
     bool zoom() const { return branch != RoiBranch::None; }
@@ -90,5 +101,39 @@ struct RoiResult {
 // encoder's input, which gives the same grid). Throws for bad sizes or settings.
 RoiResult postprocessRoi(const std::vector<float>& logits, int rows, int cols, const RoiSettings& settings,
                          const models::GridGeometry& geometry);
+
+// ---- Qwen2.5-VL (sdrpn.md §4.7; Q/qwen_src/mm_utils.py::get_batched_sub_images) -------------------------
+
+// The sink mask (1 = keep), row-major rows × cols. All ones for grids of ≤ 768 cells; above that, as the
+// reference (`sink_mask[:rows // 4, :1] = 0; sink_mask[:1, :cols // 4] = 0`): column 0 over rows
+// [0, rows / 4) and row 0 over columns [0, cols / 4), integer division (so 2·(n/4) − 1 zeros on an n × n
+// grid: 15 on 32×32). Throws sdrpn::Error for a non-positive size.
+std::vector<std::uint8_t> qwenSinkMask(int rows, int cols);
+
+// sdrpn.md §4.7 on a rows × cols logit map (the merged grid, grid_h/2 × grid_w/2):
+//   probabilities = sigmoid(logits) · qwenSinkMask(rows, cols)      (the masked map: blurred = gauss3 of it)
+//   blurred = gauss3(probabilities)      (settings.blurKernel / blurSigma, reflect padding, as LLaVA)
+//   above = blurred > threshold          (a negative threshold is relative to the peak, as LLaVA)
+//   gridBox = tight box of `above`       (no component analysis; branch Mask; `boxes` holds it alone)
+//   sourceBox = Q/qwen_src/ana_utils.py::get_bbox4src: cells × the geometry's cell size (28 px for Qwen)
+//               × the geometry's scale (source / resized) + its offset (0 for Qwen), in float32 as the
+//               reference's tensors, clamped to the image, truncated. No pad band.
+// Nothing above the threshold (or a box that truncates to nothing in source pixels) means branch None with
+// a reason. `components` stays empty, and so do tokenMask / roiTokens: the crop's own grid is only known
+// once the crop is preprocessed, so call qwenCropTokenMask then. RoiSettings' area and box-count keys are
+// not used. `geometry`'s grid must be rows × cols (QwenImageProcessor::geometry gives that). Throws
+// sdrpn::Error for bad sizes or settings. Pure and thread-safe.
+RoiResult postprocessRoiQwen(const std::vector<float>& logits, int rows, int cols,
+                             const RoiSettings& settings, const models::GridGeometry& geometry);
+
+// The crop's token mask (sdrpn.md §4.7): Mc = `above` restricted to roi.gridBox (its h × w cells) as a
+// 0/1 float map, bilinearly resized to cropRows × cropCols (torch F.interpolate(mode="bilinear",
+// align_corners=False): half-pixel centres, edge clamping), > 0.5. Fills roi.tokenMask (cropRows·cropCols,
+// row-major) and roi.roiTokens. No-op (tokenMask empty, 0 tokens) when !roi.zoom(). The branch is never
+// changed: with zoom, tokenMask always has cropRows·cropCols entries, even when it keeps no token (possible
+// only for a sparse mask shrunk hard, e.g. [[1,0],[0,1]] → 1×1 gives 0.5; the reference then inserts a crop
+// block with every token dropped). Throws sdrpn::Error for a non-positive size (checked first, zoom or not)
+// or a result whose grid, mask and box do not agree.
+void qwenCropTokenMask(RoiResult& roi, int cropRows, int cropCols);
 
 }  // namespace sdrpn

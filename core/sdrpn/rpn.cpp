@@ -8,7 +8,7 @@
 
 #include "core/io/safetensors.h"
 #include "core/io/tensor_io.h"
-#include "core/models/llava.h"
+#include "core/models/decoder_backbone.h"
 
 namespace fs = std::filesystem;
 
@@ -58,13 +58,14 @@ RpnImpl::RpnImpl(const RpnConfig& config, const io::LlamaConfig& text, const mod
     }
     m_score = TwigScoreLayer(weights, twigPrefix(config.T - 1), text);
     m_twigLayers->push_back(m_score);
-    m_twigNorm = register_module("twig_norm", models::RmsNorm(weights, "twig_norm", text.rmsNormEps));
-    const torch::Tensor& any = models::weight(weights, "twig_norm.weight");
+    if (config.twigNorm)
+        m_twigNorm = register_module("twig_norm", models::RmsNorm(weights, "twig_norm", text.rmsNormEps));
+    const torch::Tensor& any = models::weight(weights, twigPrefix(config.T - 1) + ".input_layernorm.weight");
     m_rope = models::RotaryEmbedding(text.headDim, text.ropeTheta, any.device());
 }
 
 torch::Tensor RpnImpl::forward(const torch::Tensor& hidden, std::int64_t queryRow, std::int64_t imageStart,
-                               std::int64_t imageCount) const {
+                               std::int64_t imageCount, const models::RopeTable* rope) const {
     TORCH_CHECK(hidden.defined() && (hidden.dim() == 2 || (hidden.dim() == 3 && hidden.size(0) == 1)),
                 "SD-RPN: hidden states must be [L, hidden] or [1, L, hidden], got ",
                 hidden.defined() ? hidden.sizes() : torch::IntArrayRef{});
@@ -79,9 +80,18 @@ torch::Tensor RpnImpl::forward(const torch::Tensor& hidden, std::int64_t queryRo
     // The query attends to everything before it, so the twig layers run over rows 0 .. queryRow only.
     const std::int64_t used = std::max(queryRow, imageStart + imageCount - 1) + 1;
     h = h.narrow(1, 0, used);
-    const auto rope = m_rope.table(0, used, h.scalar_type());
-    for (const auto& layer : m_layers) h = layer->forward(h, rope, 0);
-    h = m_twigNorm->forward(h[0]);  // LLaVA: twig_norm before the score layer (§3.1)
+    models::RopeTable table;
+    if (rope) {
+        TORCH_CHECK(rope->cos.defined() && rope->cos.size(0) >= used, "SD-RPN: the rotary table covers ",
+                    rope->cos.defined() ? rope->cos.size(0) : 0, " rows, the twig needs ", used);
+        table = {rope->cos.narrow(0, 0, used).to(h.scalar_type()),
+                 rope->sin.narrow(0, 0, used).to(h.scalar_type())};
+    } else {
+        table = m_rope.table(0, used, h.scalar_type());
+    }
+    for (const auto& layer : m_layers) h = layer->forward(h, table, 0);
+    // LLaVA: twig_norm before the score layer (§3.1); Qwen2.5-VL: none (§3.6).
+    h = m_config.twigNorm ? m_twigNorm->forward(h[0]) : h[0];
 
     auto [q, k] = m_score->project(h.narrow(0, queryRow, 1), h.narrow(0, imageStart, imageCount));
     q = q.to(torch::kFloat)[0];  // [heads · d]
@@ -132,7 +142,7 @@ std::vector<models::WeightSpec> rpnWeightSpecs(const RpnConfig& config, const io
         specs.push_back({p + ".self_attn.o_proj.weight", {h, qDim}});
         if (cfg.attentionBias) {
             specs.push_back({p + ".self_attn.v_proj.bias", {kvDim}});
-            specs.push_back({p + ".self_attn.o_proj.bias", {h}});
+            if (!cfg.qkvBiasOnly) specs.push_back({p + ".self_attn.o_proj.bias", {h}});
         }
         specs.push_back({p + ".post_attention_layernorm.weight", {h}});
         specs.push_back({p + ".mlp.gate_proj.weight", {inter, h}});
@@ -144,13 +154,14 @@ std::vector<models::WeightSpec> rpnWeightSpecs(const RpnConfig& config, const io
             specs.push_back({p + ".mlp.down_proj.bias", {h}});
         }
     }
-    specs.push_back({"twig_norm.weight", {h}});
+    if (config.twigNorm) specs.push_back({"twig_norm.weight", {h}});
     return specs;
 }
 
 std::string normaliseRpnKey(const std::string& key, const RpnConfig& config) {
     // "model.twig_layers.0.x", "language_model.model.twig_layers.0.x", "twig_layers.0.x" → "twig_layers.0.x"
     for (const char* root : {"twig_layers.", "twig_norm."}) {
+        if (!config.twigNorm && std::string(root) == "twig_norm.") continue;
         const auto at = key.find(root);
         if (at == std::string::npos || (at > 0 && key[at - 1] != '.')) continue;
         const std::string name = key.substr(at);
@@ -178,15 +189,22 @@ std::string normaliseRpnKey(const std::string& key, const RpnConfig& config) {
 }
 
 const io::LlamaConfig& rpnTextConfig(const models::Backbone& backbone) {
-    if (const auto* llava = dynamic_cast<const models::LlavaModel*>(&backbone)) return llava->config().text;
+    if (const auto* decoder = dynamic_cast<const models::DecoderBackbone*>(&backbone))
+        return decoder->text()->config();
     throw Error("SD-RPN: the twig is built from LLaMA decoder layers; backbone '" +
                 backbone.info().modelType + "' has none");
+}
+
+bool rpnUsesTwigNorm(const models::Backbone& backbone) {
+    return backbone.info().modelType != "qwen2_5_vl";
 }
 
 // ---- construction
 // ------------------------------------------------------------------------------------------
 
-Rpn initRpnFromBackbone(const models::Backbone& backbone, const RpnConfig& config, bool shareWeights) {
+Rpn initRpnFromBackbone(const models::Backbone& backbone, const RpnConfig& requested, bool shareWeights) {
+    RpnConfig config = requested;
+    config.twigNorm = rpnUsesTwigNorm(backbone);
     checkConfig(config, "SD-RPN twiginit");
     const io::LlamaConfig& text = rpnTextConfig(backbone);
     const int layers = backbone.layerCount();
@@ -200,7 +218,7 @@ Rpn initRpnFromBackbone(const models::Backbone& backbone, const RpnConfig& confi
     for (int t = 0; t < config.T; ++t)
         for (const auto& [name, tensor] : backbone.decoderLayerWeights(config.K + t))
             w[twigPrefix(t) + "." + name] = take(tensor);
-    w["twig_norm.weight"] = take(backbone.finalNormWeight());
+    if (config.twigNorm) w["twig_norm.weight"] = take(backbone.finalNormWeight());
     return Rpn(config, text, w);
 }
 
@@ -275,7 +293,8 @@ RpnConfig readRpnConfig(const std::string& path) {
 }
 
 Rpn loadRpn(const std::string& path, const models::Backbone& backbone, const JobContext& job) {
-    const RpnConfig config = readRpnConfig(path);
+    RpnConfig config = readRpnConfig(path);
+    config.twigNorm = rpnUsesTwigNorm(backbone);
     const io::LlamaConfig& text = rpnTextConfig(backbone);
     if (config.K > backbone.layerCount())
         throw Error(path + ": twig_K = " + std::to_string(config.K) + " but the backbone has " +

@@ -42,7 +42,12 @@ struct RpnConfig {
     int K = 15;             // twig_K: the twig reads the input of backbone layer K (after layers 0 .. K−1)
     int T = 3;              // twig_T: twig layers (T − 1 full layers + the score layer)
     bool multiHead = true;  // roi_multi_head: mean over heads of q_h·k_h / √d_h; false: q·k
-    bool operator==(const RpnConfig& o) const { return K == o.K && T == o.T && multiHead == o.multiHead; }
+    // twig_norm before the score layer: LLaVA yes; Qwen2.5-VL no (§3.6, the line is commented out there).
+    // Not stored in checkpoints: set from the backbone (rpnUsesTwigNorm) by initRpnFromBackbone and loadRpn.
+    bool twigNorm = true;
+    bool operator==(const RpnConfig& o) const {
+        return K == o.K && T == o.T && multiHead == o.multiHead && twigNorm == o.twigNorm;
+    }
 };
 
 // input_layernorm, q_proj and k_proj of the last twig layer (named as in a LlamaDecoderLayer, so that
@@ -82,9 +87,10 @@ public:
     // hidden: [L, hidden] or [1, L, hidden], the input of backbone layer K for the whole sequence from
     // position 0 (PrefillResult::hidden[K] of pass 1). Returns the fp32 RoI logits [imageCount] of image rows
     // [imageStart, imageStart + imageCount) against row `queryRow`. The twig layers see the same causal
-    // mask and positions as the backbone.
+    // mask and positions as the backbone: plain RoPE at rows 0 .., or `rope` (cos / sin of rows 0 .. at least
+    // the query row, e.g. DecoderBackbone::ropeRows of the pass-1 context for Qwen2.5-VL's M-RoPE).
     torch::Tensor forward(const torch::Tensor& hidden, std::int64_t queryRow, std::int64_t imageStart,
-                          std::int64_t imageCount) const;
+                          std::int64_t imageCount, const models::RopeTable* rope = nullptr) const;
 
     const RpnConfig& config() const { return m_config; }
     const io::LlamaConfig& textConfig() const { return m_text; }
@@ -114,9 +120,11 @@ std::vector<models::WeightSpec> rpnWeightSpecs(const RpnConfig& config, const io
 // keys.
 std::string normaliseRpnKey(const std::string& key, const RpnConfig& config);
 
-// The backbone's LLaMA decoder config; throws sdrpn::Error for a backbone without one (the twig is built
-// from LLaMA decoder layers: LLaVA only for now).
+// The backbone's decoder config; throws sdrpn::Error for a backbone without a LLaMA-style decoder (the twig
+// is built from its layers).
 const io::LlamaConfig& rpnTextConfig(const models::Backbone& backbone);
+// Whether the backbone's twig has twig_norm (everything but Qwen2.5-VL, §3.6).
+bool rpnUsesTwigNorm(const models::Backbone& backbone);
 
 // "twiginit" (sdrpn.md §3.4): twig layer t from backbone layer K + t, twig_norm from the final norm. The
 // tensors are copied (a trainer changes its own copy) unless `shareWeights`. Throws when K + T exceeds the

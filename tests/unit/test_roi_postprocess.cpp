@@ -1,4 +1,5 @@
-// SD-RPN RoI post-processing (sdrpn.md §4.2, §4.6, §4.8): every branch and area rule on hand-worked maps.
+// SD-RPN RoI post-processing (sdrpn.md §4.2, §4.6, §4.8): every branch and area rule on hand-worked maps;
+// the Qwen2.5-VL path (§4.7): sink mask, tight box, plain scaling, the crop's token mask.
 //
 // The maps are built from blocks of logit +20 (probability 1.0f) on a background of −20 (≈ 0). With the
 // 3×3 kernel weights centre c = 0.2042, side e = 0.1238, corner k = 0.0751, a threshold of 0.3 keeps exactly
@@ -7,9 +8,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <limits>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -269,6 +273,249 @@ TEST(RoiPostprocess, BadInputsThrowNamingTheValue) {
     RoiSettings bad;
     bad.blurKernel = 4;
     EXPECT_THROW((void)postprocessRoi(std::vector<float>(576), 24, 24, bad, geometry), Error);
+}
+
+// ---- Qwen2.5-VL (sdrpn.md §4.7) ---------------------------------------------------------------------------
+
+// A Qwen geometry as QwenImageProcessor::geometry builds it: the crop fit with no crop (an affine map, no
+// pad band), the merged grid, 28 px cells, scale = source / resized.
+models::GridGeometry qwenGeometry(int sourceWidth, int sourceHeight, int rows, int cols) {
+    models::GridGeometry g;
+    g.fit = models::ImageFit::Crop;
+    g.sourceWidth = sourceWidth;
+    g.sourceHeight = sourceHeight;
+    g.processedWidth = g.resizedWidth = cols * 28;
+    g.processedHeight = g.resizedHeight = rows * 28;
+    g.gridRows = rows;
+    g.gridCols = cols;
+    g.scaleX = double(sourceWidth) / g.processedWidth;
+    g.scaleY = double(sourceHeight) / g.processedHeight;
+    return g;
+}
+
+std::vector<std::uint8_t> aboveInside(const RoiResult& r) {
+    std::vector<std::uint8_t> inside;
+    for (int row = r.gridBox.y0; row < r.gridBox.y1; ++row)
+        for (int col = r.gridBox.x0; col < r.gridBox.x1; ++col)
+            inside.push_back(r.above[std::size_t(row * r.cols + col)]);
+    return inside;
+}
+
+TEST(RoiPostprocessQwen, BlobGivesItsTightBoxAndTheScaledSourceBox) {
+    // 1000×700 source, 18 × 26 merged grid (resized 728×504). Block cols [5, 9) × rows [3, 7) at 0.3:
+    // x: 5·28 = 140 · 1000/728 = 192.3 → 192, 9·28 = 252 → 346.2 → 346;
+    // y: 3·28 = 84 · 700/504 = 116.7 → 116, 7·28 = 196 → 272.2 → 272.
+    const auto geometry = qwenGeometry(1000, 700, 18, 26);
+    const auto logits = blocks({{5, 3, 9, 7}}, 18, 26);
+    const RoiResult r = postprocessRoiQwen(logits, 18, 26, withThreshold(0.3), geometry);
+    EXPECT_EQ(r.rows, 18);
+    EXPECT_EQ(r.cols, 26);
+    EXPECT_EQ(r.logits, logits);
+    ASSERT_EQ(r.probabilities.size(), logits.size());
+    ASSERT_EQ(r.blurred.size(), logits.size());
+    EXPECT_FLOAT_EQ(r.threshold, 0.3f);
+    EXPECT_EQ(std::count(r.above.begin(), r.above.end(), 1), 16);
+    EXPECT_EQ(r.branch, RoiBranch::Mask);
+    EXPECT_STREQ(roiBranchName(r.branch), "mask");
+    expectBox(r.gridBox, {5, 3, 9, 7}, "tight box");
+    ASSERT_EQ(r.boxes.size(), 1u);
+    expectBox(r.boxes[0], {5, 3, 9, 7}, "the one box");
+    EXPECT_TRUE(r.components.empty());  // no component analysis
+    EXPECT_EQ(r.sourceBox, (PixelBox{192, 116, 346, 272}))
+        << r.sourceBox.x0 << "," << r.sourceBox.y0 << "," << r.sourceBox.x1 << "," << r.sourceBox.y1;
+    EXPECT_TRUE(r.zoom());
+    EXPECT_TRUE(r.reason.empty());
+    // The crop's grid is not known yet.
+    EXPECT_TRUE(r.tokenMask.empty());
+    EXPECT_EQ(r.roiTokens, 0);
+}
+
+TEST(RoiPostprocessQwen, SourceBoxUsesTheReferencesFloat32Arithmetic) {
+    // get_bbox4src multiplies float32 tensors: 13·28 = 364 · float32(210/728) = 104.99999917, which rounds to
+    // 105.0f and truncates to 105 (the exact product in double, 104.99999999999999, gives 104). Likewise y:
+    // 6·28 · float32(221/728) → 51 (double 50). Block cols [13, 16) × rows [6, 12) on 26×26 (no sink mask).
+    const auto geometry = qwenGeometry(210, 221, 26, 26);
+    const RoiResult r =
+        postprocessRoiQwen(blocks({{13, 6, 16, 12}}, 26, 26), 26, 26, withThreshold(0.3), geometry);
+    ASSERT_EQ(r.branch, RoiBranch::Mask);
+    expectBox(r.gridBox, {13, 6, 16, 12}, "tight box");
+    EXPECT_EQ(r.sourceBox, (PixelBox{105, 51, 129, 102}))
+        << r.sourceBox.x0 << "," << r.sourceBox.y0 << "," << r.sourceBox.x1 << "," << r.sourceBox.y1;
+    EXPECT_EQ(geometry.gridBoxToSourcePixels(r.gridBox), (PixelBox{104, 50, 129, 101}));  // double maths
+}
+
+TEST(RoiPostprocessQwen, NothingAboveTheThresholdIsNoZoom) {
+    const auto geometry = qwenGeometry(1000, 700, 18, 26);
+    const RoiResult r = postprocessRoiQwen(blocks({}, 18, 26), 18, 26, withThreshold(0.1), geometry);
+    EXPECT_EQ(r.branch, RoiBranch::None);
+    EXPECT_FALSE(r.zoom());
+    EXPECT_EQ(std::count(r.above.begin(), r.above.end(), 1), 0);
+    EXPECT_TRUE(r.boxes.empty());
+    EXPECT_TRUE(r.sourceBox.empty());
+    EXPECT_TRUE(r.tokenMask.empty());
+    EXPECT_EQ(r.roiTokens, 0);
+    EXPECT_NE(r.reason.find("threshold"), std::string::npos) << r.reason;
+    // A NaN map never zooms either.
+    const RoiResult nan =
+        postprocessRoiQwen(std::vector<float>(18 * 26, std::numeric_limits<float>::quiet_NaN()), 18, 26,
+                           withThreshold(0.1), geometry);
+    EXPECT_EQ(nan.branch, RoiBranch::None);
+}
+
+TEST(RoiPostprocessQwen, SinglePixelsAreNotSkipped) {
+    // No area rules: a lone cell (blurred 0.204) above a 0.2 threshold is a 1×1 RoI.
+    const auto geometry = qwenGeometry(1000, 700, 18, 26);
+    const RoiResult r =
+        postprocessRoiQwen(blocks({{10, 10, 11, 11}}, 18, 26), 18, 26, withThreshold(0.2), geometry);
+    ASSERT_EQ(r.branch, RoiBranch::Mask);
+    expectBox(r.gridBox, {10, 10, 11, 11}, "single cell");
+}
+
+TEST(RoiPostprocessQwen, RelativeThreshold) {
+    // As LLaVA: a 2×2 block cell has c + 2e + k = 0.527; −0.9 keeps cells above 0.474, the block.
+    const auto geometry = qwenGeometry(1000, 700, 18, 26);
+    const RoiResult r =
+        postprocessRoiQwen(blocks({{10, 10, 12, 12}}, 18, 26), 18, 26, withThreshold(-0.9), geometry);
+    EXPECT_NEAR(r.threshold, 0.9 * (0.20417996 + 2 * 0.12384140 + 0.07511361), 1e-5);
+    EXPECT_EQ(std::count(r.above.begin(), r.above.end(), 1), 4);
+    expectBox(r.gridBox, {10, 10, 12, 12}, "block");
+}
+
+TEST(RoiPostprocessQwen, SinkMaskExtents) {
+    // Reference: sink_mask[:rows // 4, :1] = 0; sink_mask[:1, :cols // 4] = 0 when rows·cols > 768.
+    const auto m = qwenSinkMask(32, 32);  // 1024 cells
+    ASSERT_EQ(m.size(), 1024u);
+    for (int row = 0; row < 32; ++row)
+        for (int col = 0; col < 32; ++col) {
+            const bool zeroed = (col == 0 && row < 8) || (row == 0 && col < 8);
+            EXPECT_EQ(m[std::size_t(row * 32 + col)], zeroed ? 0 : 1) << row << "," << col;
+        }
+    EXPECT_EQ(std::count(m.begin(), m.end(), 0), 15);
+
+    // Non-square, with integer division: 30 × 41 → column 0 over rows 0..6, row 0 over columns 0..9.
+    const auto n = qwenSinkMask(30, 41);
+    EXPECT_EQ(std::count(n.begin(), n.end(), 0), 7 + 10 - 1);
+    EXPECT_EQ(n[std::size_t(6 * 41)], 0);
+    EXPECT_EQ(n[std::size_t(7 * 41)], 1);
+    EXPECT_EQ(n[9], 0);
+    EXPECT_EQ(n[10], 1);
+
+    for (const auto& [rows, cols] : std::vector<std::pair<int, int>>{{24, 24}, {24, 32}, {1, 1}}) {
+        const auto ones = qwenSinkMask(rows, cols);  // ≤ 768 cells: untouched
+        EXPECT_EQ(std::count(ones.begin(), ones.end(), 1), rows * cols) << rows << "x" << cols;
+    }
+    const auto justOver = qwenSinkMask(24, 33);  // 792 cells: 6 rows, 8 columns
+    EXPECT_EQ(std::count(justOver.begin(), justOver.end(), 0), 6 + 8 - 1);
+
+    EXPECT_THROW((void)qwenSinkMask(0, 32), Error);
+    EXPECT_THROW((void)qwenSinkMask(32, -1), Error);
+}
+
+TEST(RoiPostprocessQwen, SinkMaskSuppressesTopLeftArtefactsOnBigGrids) {
+    // A strong artefact down column 0 over the top quarter and along row 0 over the left quarter, plus a
+    // real blob. On 32×32 (> 768 cells) the artefact is zeroed before the blur: the box is the blob's.
+    const std::vector<GridBox> artefact = {{0, 0, 1, 8}, {0, 0, 8, 1}};
+    std::vector<GridBox> withBlob = artefact;
+    withBlob.push_back({18, 20, 22, 24});
+    const auto big = qwenGeometry(896, 896, 32, 32);  // scale 1: source = cells × 28
+    const RoiResult r = postprocessRoiQwen(blocks(withBlob, 32, 32), 32, 32, withThreshold(0.3), big);
+    ASSERT_EQ(r.branch, RoiBranch::Mask);
+    expectBox(r.gridBox, {18, 20, 22, 24}, "the blob only");
+    EXPECT_EQ(r.sourceBox, (PixelBox{504, 560, 616, 672}));
+    EXPECT_EQ(r.probabilities[0], 0.0f);  // masked before the blur
+    EXPECT_EQ(r.probabilities[std::size_t(7 * 32)], 0.0f);
+    EXPECT_GT(r.probabilities[std::size_t(20 * 32 + 18)], 0.99f);
+
+    // The artefact alone: nothing left.
+    const RoiResult alone = postprocessRoiQwen(blocks(artefact, 32, 32), 32, 32, withThreshold(0.3), big);
+    EXPECT_EQ(alone.branch, RoiBranch::None);
+
+    // On 24×24 (576 cells, the training size) there is no sink mask: the artefact widens the box to (0, 0).
+    const std::vector<GridBox> small = {{0, 0, 1, 6}, {0, 0, 6, 1}, {14, 16, 18, 20}};
+    const RoiResult s =
+        postprocessRoiQwen(blocks(small, 24, 24), 24, 24, withThreshold(0.3), qwenGeometry(672, 672, 24, 24));
+    ASSERT_EQ(s.branch, RoiBranch::Mask);
+    expectBox(s.gridBox, {0, 0, 18, 20}, "artefact kept");
+}
+
+TEST(RoiPostprocessQwen, CropTokenMaskAtTheBoxSizeIsTheMask) {
+    // Two blocks: the tight box {4,4,10,8} (6 × 4 cells) holds a non-rectangular mask; resizing it to its
+    // own size (scale 1) keeps it exactly.
+    const auto geometry = qwenGeometry(1000, 700, 18, 26);
+    RoiResult r = postprocessRoiQwen(blocks({{4, 4, 6, 6}, {8, 6, 10, 8}}, 18, 26), 18, 26,
+                                     withThreshold(0.3), geometry);
+    ASSERT_EQ(r.branch, RoiBranch::Mask);
+    expectBox(r.gridBox, {4, 4, 10, 8}, "tight box");
+    qwenCropTokenMask(r, 4, 6);
+    EXPECT_EQ(r.tokenMask, aboveInside(r));
+    EXPECT_EQ(r.roiTokens, 8);
+    EXPECT_TRUE(r.zoom());
+}
+
+TEST(RoiPostprocessQwen, CropTokenMaskIsTheBilinearResize) {
+    // Two diagonal cells: each has c + k = 0.279, their shared neighbours 2e = 0.248, so 0.26 keeps exactly
+    // the diagonal; tight box {10,10,12,12}, Mc = [[1,0],[0,1]]. Resized 2 → 4 with half-pixel centres the
+    // source coordinates are 0 (clamped), 0.25, 0.75, 1: weights of cell 0: a = [1, .75, .25, 0],
+    // of cell 1: b = 1 − a. Value(i, j) = a_i a_j + b_i b_j:
+    //   1    .75   .25   0             > 0.5:  1 1 0 0
+    //   .75  .625  .375  .25                   1 1 0 0
+    //   .25  .375  .625  .75                   0 0 1 1
+    //   0    .25   .75   1                     0 0 1 1
+    const auto geometry = qwenGeometry(1000, 700, 18, 26);
+    RoiResult r = postprocessRoiQwen(blocks({{10, 10, 11, 11}, {11, 11, 12, 12}}, 18, 26), 18, 26,
+                                     withThreshold(0.26), geometry);
+    ASSERT_EQ(r.branch, RoiBranch::Mask);
+    expectBox(r.gridBox, {10, 10, 12, 12}, "diagonal");
+    EXPECT_EQ(aboveInside(r), (std::vector<std::uint8_t>{1, 0, 0, 1}));
+    qwenCropTokenMask(r, 4, 4);
+    EXPECT_EQ(r.tokenMask, (std::vector<std::uint8_t>{1, 1, 0, 0,  //
+                                                      1, 1, 0, 0,  //
+                                                      0, 0, 1, 1,  //
+                                                      0, 0, 1, 1}));
+    EXPECT_EQ(r.roiTokens, 8);
+
+    // Calling again with another crop grid replaces the mask: 2 → 1 averages to 0.5, not > 0.5, so no token
+    // is kept, but the result stays a zoom with a full-size (all-zero) mask for the caller's crop block.
+    qwenCropTokenMask(r, 1, 1);
+    EXPECT_EQ(r.tokenMask, (std::vector<std::uint8_t>{0}));
+    EXPECT_EQ(r.roiTokens, 0);
+    EXPECT_EQ(r.branch, RoiBranch::Mask);
+}
+
+TEST(RoiPostprocessQwen, CropTokenMaskNoZoomAndBadSizes) {
+    const auto geometry = qwenGeometry(1000, 700, 18, 26);
+    RoiResult none = postprocessRoiQwen(blocks({}, 18, 26), 18, 26, withThreshold(0.3), geometry);
+    qwenCropTokenMask(none, 20, 20);  // no-op
+    EXPECT_TRUE(none.tokenMask.empty());
+    EXPECT_EQ(none.roiTokens, 0);
+
+    RoiResult r = postprocessRoiQwen(blocks({{5, 3, 9, 7}}, 18, 26), 18, 26, withThreshold(0.3), geometry);
+    EXPECT_THROW(qwenCropTokenMask(r, 0, 10), Error);
+    EXPECT_THROW(qwenCropTokenMask(r, 10, -3), Error);
+    EXPECT_THROW(qwenCropTokenMask(none, 0, 0), Error);
+    qwenCropTokenMask(r, 12, 17);  // a full block: every crop token
+    EXPECT_EQ(r.tokenMask.size(), std::size_t(12 * 17));
+    EXPECT_EQ(r.roiTokens, 12 * 17);
+
+    RoiResult broken = r;
+    broken.above.resize(5);
+    EXPECT_THROW(qwenCropTokenMask(broken, 4, 4), Error);
+}
+
+TEST(RoiPostprocessQwen, BadInputsThrow) {
+    const auto geometry = qwenGeometry(1000, 700, 18, 26);
+    EXPECT_THROW((void)postprocessRoiQwen(std::vector<float>(18 * 25), 18, 26, RoiSettings{}, geometry),
+                 Error);
+    try {
+        (void)postprocessRoiQwen(std::vector<float>(24 * 24), 24, 24, RoiSettings{}, geometry);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("18x26"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("24x24"), std::string::npos) << e.what();
+    }
+    RoiSettings bad;
+    bad.blurKernel = 2;
+    EXPECT_THROW((void)postprocessRoiQwen(std::vector<float>(18 * 26), 18, 26, bad, geometry), Error);
 }
 
 // ---- settings
