@@ -21,8 +21,12 @@ std::string askUsage() {
            "With --sdrpn it answers with SD-RPN instead (sdrpn.md §4): the RPN predicts the region of\n"
            "interest, its crop is encoded and added to the prompt, and the answer streamed is the one\n"
            "with the zoomed tokens; the box, branch and RoI token count go to stderr.\n\n"
-           "  --template T          vicuna_v1 | llava_v1 | llava_hf | raw (default: the model's own)\n"
-           "  --image-mode M        pad | crop (default: the model's preprocessor)\n"
+           "  --template T          vicuna_v1 | llava_v1 | llava_hf | qwen2_vl | deepseek | raw\n            "
+           "            (default: the model's own)\n"
+           "  --image-mode M        pad | crop (LLaVA), resize | pad (Qwen2.5-VL); default: the model's\n"
+           "  --positions P         Qwen2.5-VL: mrope (default, 3-D positions over the image) or\n"
+           "                        sequential (0, 1, 2, ... on all three streams, as a forward without the\n"
+           "                        image's token types computes them)\n"
            "  --max-new-tokens N    default 128\n"
            "  --temperature T       0 = greedy (default); > 0 samples\n"
            "  --top-p P             nucleus sampling (default 1 = off)\n"
@@ -118,9 +122,10 @@ int askSdrpn(const Args& args, const std::string& modelDir, const std::string& i
 }  // namespace
 
 int runAsk(const Argv& argv) {
-    std::set<std::string> valued = {"model",      "image",          "question",     "raw-prompt", "template",
-                                    "image-mode", "max-new-tokens", "temperature",  "top-p",      "seed",
-                                    "device",     "dtype",          "vision-tower", "layers",     "dump"};
+    std::set<std::string> valued = {"model",        "image",      "question",       "raw-prompt",
+                                    "template",     "image-mode", "max-new-tokens", "temperature",
+                                    "top-p",        "seed",       "device",         "dtype",
+                                    "vision-tower", "layers",     "dump",           "positions"};
     addRpnOptions(valued, "roi-preset");
     Args args(argv, valued, {"sdrpn", "quiet", "help"});
     if (args.flag("help")) {
@@ -138,6 +143,10 @@ int runAsk(const Argv& argv) {
     options.rawPrompt = args.get("raw-prompt");
     options.chatTemplate = args.get("template");
     options.imageMode = args.get("image-mode");
+    const std::string positions = args.get("positions");
+    if (!positions.empty() && positions != "mrope" && positions != "sequential")
+        throw UsageError("--positions must be mrope or sequential, got '" + positions + "'");
+    options.sequentialPositions = positions == "sequential";
     options.generation.maxNewTokens = args.getInt("max-new-tokens", 128);
     if (options.generation.maxNewTokens < 1) throw UsageError("--max-new-tokens must be at least 1");
     const double temperature = args.getDouble("temperature", 0.0);

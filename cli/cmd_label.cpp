@@ -38,7 +38,7 @@ const char* kLabelUsage =
     "  --layers L            also keep every head of these layers, e.g. 2,14 (pick heads later)\n"
     "  --all-layer-means     also keep the head mean of every layer (small tuning sets)\n"
     "  --model-id ID         the teacher's name in the store (default: the model folder's name)\n"
-    "  --template T          vicuna_v1 | llava_v1 | llava_hf | raw (default: the model's own)\n"
+    "  --template T          vicuna_v1 | llava_v1 | llava_hf | qwen2_vl | deepseek | raw\n                        (default: the model's own)\n"
     "  --image-mode M        pad | crop (default: the model's preprocessor; the reference used pad)\n"
     "  --device D            cpu (default), cuda, cuda:N\n"
     "  --dtype T             fp32 (default), bf16, fp16\n"

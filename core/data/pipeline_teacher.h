@@ -18,6 +18,7 @@
 
 #include "core/data/labeling.h"
 #include "core/pipeline/ask.h"
+#include "core/pipeline/prompt.h"
 
 namespace sdrpn::data {
 
@@ -53,6 +54,12 @@ public:
         pipeline::AskOptions options = m_base;
         options.question = question;
         options.rawPrompt.clear();
+        if (m_model->family == pipeline::ModelFamily::Qwen2_5Vl && options.imageMode.empty()) {
+            // Qwen labels are made on a padded square at a fixed 24 × 24 grid (sdrpn.md §2.6).
+            options.imageMode = pipeline::kQwenLabelImageMode;
+            options.maxPixels = pipeline::kQwenLabelPixels;
+            options.fixedPixels = true;
+        }
         options.capture = models::CaptureRequest{};
         options.capture.layers = layers;
         options.capture.lastPromptToken = false;

@@ -26,6 +26,17 @@ models::CaptureRequest AskOptions::defaultCapture() {
     return request;
 }
 
+const char* modelFamilyName(ModelFamily family) {
+    switch (family) {
+        case ModelFamily::Qwen2_5Vl:
+            return "qwen2_5_vl";
+        case ModelFamily::DeepseekVl:
+            return "deepseek_vl";
+        default:
+            return "llava";
+    }
+}
+
 Result<std::shared_ptr<const LoadedModel>> loadModel(const std::string& folder,
                                                      const models::LoadOptions& options, JobContext& job) {
     return guarded([&]() -> std::shared_ptr<const LoadedModel> {
@@ -34,20 +45,57 @@ Result<std::shared_ptr<const LoadedModel>> loadModel(const std::string& folder,
             throw Error(folder + ": not a folder (expected a model folder with config.json)");
         auto model = std::make_shared<LoadedModel>();
         model->folder = folder;
-        const io::LlavaConfig cfg = io::readLlavaConfig(folder);
-        model->layout = cfg.layout;
-        model->defaultTemplate = cfg.layout == io::LlavaLayout::Original ? text::ChatTemplate::VicunaV1
-                                                                         : text::ChatTemplate::LlavaHf;
-        if (fs::exists(fs::path(folder) / "preprocessor_config.json")) {
-            model->preprocess = models::readClipPreprocessConfig(folder);
-        } else {
-            model->preprocess.fit = cfg.imageAspectRatio == "pad" || cfg.layout == io::LlavaLayout::Original
-                                        ? models::ImageFit::Pad
-                                        : models::ImageFit::Crop;
+        const bool hasPreprocessor = fs::exists(fs::path(folder) / "preprocessor_config.json");
+        const std::string modelType = io::readModelType(folder).modelType;
+        if (modelType == "qwen2_5_vl") {
+            model->family = ModelFamily::Qwen2_5Vl;
+            model->defaultTemplate = text::ChatTemplate::Qwen2Vl;
+            if (hasPreprocessor) model->qwenPreprocess = models::readQwenPreprocessConfig(folder);
+            const io::QwenVlConfig cfg = io::readQwenVlConfig(folder);
+            model->qwenPreprocess.patchSize = cfg.vision.patchSize;
+            model->qwenPreprocess.temporalPatchSize = cfg.vision.temporalPatchSize;
+            model->qwenPreprocess.mergeSize = cfg.vision.spatialMergeSize;
+        } else if (modelType == "deepseek_vl") {
+            model->family = ModelFamily::DeepseekVl;
+            model->defaultTemplate = text::ChatTemplate::Deepseek;
+            const io::DeepseekVlConfig cfg = io::readDeepseekVlConfig(folder);
+            if (hasPreprocessor) {
+                model->preprocess = models::readClipPreprocessConfig(folder);
+            } else {
+                // DeepSeek-VL's processor: the image padded to a square of grey (the mean, 0.5 · 255 = 127),
+                // resized to the SigLIP size, normalised with mean = std = 0.5.
+                model->preprocess.mean = {0.5f, 0.5f, 0.5f};
+                model->preprocess.stdDev = {0.5f, 0.5f, 0.5f};
+                model->preprocess.padColour = {127, 127, 127};
+            }
+            model->preprocess.fit = models::ImageFit::Pad;
             model->preprocess.size = cfg.vision.imageSize;
             model->preprocess.patchSize = cfg.vision.patchSize;
+        } else {
+            const io::LlavaConfig cfg = io::readLlavaConfig(folder);
+            model->layout = cfg.layout;
+            model->defaultTemplate = cfg.layout == io::LlavaLayout::Original ? text::ChatTemplate::VicunaV1
+                                                                             : text::ChatTemplate::LlavaHf;
+            if (hasPreprocessor) {
+                model->preprocess = models::readClipPreprocessConfig(folder);
+            } else {
+                model->preprocess.fit =
+                    cfg.imageAspectRatio == "pad" || cfg.layout == io::LlavaLayout::Original
+                        ? models::ImageFit::Pad
+                        : models::ImageFit::Crop;
+                model->preprocess.size = cfg.vision.imageSize;
+                model->preprocess.patchSize = cfg.vision.patchSize;
+            }
         }
-        model->tokenizer = text::loadTokenizer(folder);
+        try {
+            model->tokenizer = text::loadTokenizer(folder);
+        } catch (const Error& e) {
+            // A folder without any tokenizer still loads (to look at its layers); a broken one is an error.
+            if (fs::exists(fs::path(folder) / "tokenizer.json") ||
+                fs::exists(fs::path(folder) / "tokenizer.model"))
+                throw;
+            model->tokenizerError = e.what();
+        }
         job.throwIfCancelled();
         model->backbone = models::loadBackbone(folder, options, job);
         model->loadSeconds = secondsSince(t0);
@@ -63,21 +111,20 @@ Result<AskResult> ask(const LoadedModel& model, const io::ImageRgb8& image, cons
         const models::BackboneInfo& info = backbone.info();
         AskResult out;
 
+        // Pixels (first: Qwen's image token count depends on the image).
+        auto t0 = std::chrono::steady_clock::now();
+        const PreparedImage prepared =
+            prepareImage(model, image, options.imageMode, options.maxPixels, options.fixedPixels);
+        out.pixelValues = prepared.pixelValues;
+        out.geometry = prepared.geometry;
+        out.timings.preprocess = secondsSince(t0);
+        job.throwIfCancelled();
+
         // Prompt text and ids.
         const text::RenderedPrompt rendered =
             renderQuestion(model, options.question, options.chatTemplate, options.rawPrompt);
         out.promptText = rendered.text;
-        out.prompt = buildImagePrompt(model, rendered);
-
-        // Pixels.
-        auto t0 = std::chrono::steady_clock::now();
-        const models::ClipPreprocessConfig pre = preprocessConfig(model, options.imageMode);
-        if (image.empty()) throw Error("the image is empty");
-        models::PreprocessedImage processed = models::ClipImageProcessor(pre).process(image);
-        out.pixelValues = processed.pixelValues;
-        out.geometry = processed.geometry;
-        out.timings.preprocess = secondsSince(t0);
-        job.throwIfCancelled();
+        out.prompt = buildImagePrompt(model, rendered, prepared.tokens());
 
         // Vision tower + projector.
         t0 = std::chrono::steady_clock::now();
@@ -86,7 +133,14 @@ Result<AskResult> ask(const LoadedModel& model, const io::ImageRgb8& image, cons
         job.throwIfCancelled();
 
         // Prefill + decode with capture.
-        const models::PromptInput input = promptInput(out.prompt, features);
+        models::PromptInput input = promptInput(out.prompt, features, prepared.grid);
+        if (options.sequentialPositions) {
+            if (model.family != ModelFamily::Qwen2_5Vl)
+                throw Error(
+                    "sequential positions are a Qwen2.5-VL option; this model's positions are always so");
+            input.positions =
+                torch::arange(std::int64_t(input.ids.size()), torch::kLong).unsqueeze(0).repeat({3, 1});
+        }
 
         auto ctx = backbone.newContext();
         ctx->reserve(std::int64_t(input.ids.size()) + options.generation.maxNewTokens);  // one allocation

@@ -26,6 +26,7 @@
 #include "core/models/generation.h"
 #include "core/models/geometry.h"
 #include "core/models/load_options.h"
+#include "core/models/qwen_image_processor.h"
 #include "core/result.h"
 #include "core/text/chat_template.h"
 #include "core/text/prompt_ids.h"
@@ -33,11 +34,19 @@
 
 namespace sdrpn::pipeline {
 
+// The backbone families a model folder can hold (config.json `model_type`).
+enum class ModelFamily { Llava, Qwen2_5Vl, DeepseekVl };
+const char* modelFamilyName(ModelFamily family);  // "llava", "qwen2_5_vl", "deepseek_vl"
+
 struct LoadedModel {
     std::string folder;
     std::shared_ptr<const models::Backbone> backbone;
+    // nullptr when the folder has no tokenizer (tokenizerError says why): the model loads, asking fails
     std::shared_ptr<const text::Tokenizer> tokenizer;
-    models::ClipPreprocessConfig preprocess;  // from preprocessor_config.json, else the layout's default
+    std::string tokenizerError;
+    ModelFamily family = ModelFamily::Llava;
+    models::ClipPreprocessConfig preprocess;      // LLaVA, DeepSeek-VL: preprocessor_config.json or defaults
+    models::QwenPreprocessConfig qwenPreprocess;  // Qwen2.5-VL: dynamic resolution
     io::LlavaLayout layout = io::LlavaLayout::Hf;
     text::ChatTemplate defaultTemplate = text::ChatTemplate::LlavaHf;
     double loadSeconds = 0.0;
@@ -50,8 +59,14 @@ Result<std::shared_ptr<const LoadedModel>> loadModel(const std::string& folder,
 struct AskOptions {
     std::string question;      // rendered with the chat template
     std::string rawPrompt;     // used as is instead (must contain "<image>"); wins over question
-    std::string chatTemplate;  // "vicuna_v1", "llava_v1", "llava_hf", "raw"; "" = the model's default
-    std::string imageMode;     // "pad", "crop"; "" = the model's preprocessor default
+    std::string chatTemplate;  // "vicuna_v1", "llava_v1", "llava_hf", "qwen2_vl", "deepseek", "raw";
+                               // "" = the model's default
+    std::string imageMode;  // "pad", "crop" (LLaVA), "resize" (Qwen: native aspect); "" = the model's default
+    // Qwen2.5-VL's pixel budget: > 0 overrides max_pixels (and min_pixels too when fixedPixels).
+    std::int64_t maxPixels = 0;
+    bool fixedPixels = false;
+    // Qwen2.5-VL: positions 0, 1, 2, ... on all three M-RoPE streams instead of the image's 3-D positions.
+    bool sequentialPositions = false;
     models::GenerationOptions generation;
     models::CaptureRequest capture = defaultCapture();
 
@@ -67,7 +82,7 @@ struct AskTimings {
 struct AskResult {
     std::string promptText;
     text::PromptIds prompt;
-    torch::Tensor pixelValues;  // [3, H, W] float32, what the vision tower received
+    torch::Tensor pixelValues;  // [3, H, W] float32, what the vision tower received (Qwen: before patching)
     models::GridGeometry geometry;
     torch::Tensor lastLogits;  // [vocab] float32 at the last prompt position
     models::GenerationResult generation;

@@ -21,6 +21,7 @@
 #include "core/io/safetensors.h"
 #include "core/io/tensor_io.h"
 #include "core/models/clip_image_processor.h"
+#include "core/models/decoder_backbone.h"
 #include "core/pipeline/prompt.h"
 
 namespace fs = std::filesystem;
@@ -94,8 +95,16 @@ struct TrainSample {
 // hidden[K] of one sample and where its query and image rows are.
 struct Encoded {
     torch::Tensor hidden;  // [L, hidden], the backbone's dtype and device
-    std::int64_t queryRow = 0, imageStart = 0;
+    std::int64_t queryRow = 0, imageStart = 0, imageCount = 0;
+    models::RopeTable
+        rope;  // Qwen2.5-VL: the M-RoPE cos / sin of rows 0 .. L-1; plain RoPE otherwise (empty)
 };
+
+// Image tokens per training sample: the backbone's fixed grid, or Qwen2.5-VL's fixed label budget (24 × 24).
+std::int64_t trainingImageTokens(const LoadedModel& model) {
+    if (model.family == ModelFamily::Qwen2_5Vl) return kQwenLabelPixels / (28 * 28);
+    return model.backbone->info().imageTokens;
+}
 
 std::string checkpointName(std::int64_t step) {
     return kCheckpointPrefix + std::to_string(step);
@@ -247,7 +256,8 @@ RpnConfig validateOptions(const LoadedModel& model, const TrainOptions& o) {
                     std::to_string(layers) + " layers of " + model.folder);
     rpnTextConfig(backbone);  // throws for a backbone without a LLaMA decoder
     const models::BackboneInfo& info = backbone.info();
-    if (info.grid.cells() <= 0 || info.grid.cells() != info.imageTokens)
+    if (model.family != ModelFamily::Qwen2_5Vl &&
+        (info.grid.cells() <= 0 || info.grid.cells() != info.imageTokens))
         throw Error("SD-RPN needs the image tokens to form a grid; " + model.folder + " has " +
                     std::to_string(info.imageTokens) + " tokens per image");
 
@@ -411,7 +421,7 @@ private:
             if (std::find(sets.begin(), sets.end(), m_o.dataset) == sets.end())
                 throw Error(m_o.store + ": no dataset '" + m_o.dataset + "'");
         }
-        const std::int64_t cells = m_backbone.info().imageTokens;
+        const std::int64_t cells = trainingImageTokens(m_model);
         std::int64_t visited = 0;
         bool cancelled = false;
         store.forEach([&](const data::StoredSample& s) {
@@ -594,12 +604,13 @@ private:
         }
         const int K = m_rpnConfig.K;
         torch::NoGradGuard noGrad;
-        const std::string mode = m_o.imageMode.empty() ? models::imageFitName(s.fit) : m_o.imageMode;
-        const models::PreprocessedImage processed =
-            models::ClipImageProcessor(preprocessConfig(m_model, mode)).process(image);
-        const torch::Tensor features = m_backbone.encodeImage(processed.pixelValues);
-        const text::PromptIds prompt =
-            buildImagePrompt(m_model, renderQuestion(m_model, s.question, m_o.chatTemplate));
+        const bool qwen = m_model.family == ModelFamily::Qwen2_5Vl;
+        std::string mode = m_o.imageMode.empty() ? models::imageFitName(s.fit) : m_o.imageMode;
+        if (qwen && m_o.imageMode.empty()) mode = kQwenLabelImageMode;  // §3.6: as the labels were made
+        const PreparedImage prepared = prepareImage(m_model, image, mode, qwen ? kQwenLabelPixels : 0, qwen);
+        const torch::Tensor features = m_backbone.encodeImage(prepared.pixelValues);
+        const text::PromptIds prompt = buildImagePrompt(
+            m_model, renderQuestion(m_model, s.question, m_o.chatTemplate), prepared.tokens());
         if (prompt.length() <= prompt.imageTokenEnd())
             throw Error(
                 "SD-RPN needs prompt text after the image (its query token is the last prompt token)");
@@ -608,12 +619,17 @@ private:
         pass.keepHidden = {K};
         pass.computeLogits = false;
         auto ctx = m_backbone.newContext();
-        const models::PrefillResult p = m_backbone.prefill(*ctx, promptInput(prompt, features), pass);
+        const models::PrefillResult p =
+            m_backbone.prefill(*ctx, promptInput(prompt, features, prepared.grid), pass);
         Encoded e;
         e.hidden = p.hidden.at(K);
         if (e.hidden.dim() == 3) e.hidden = e.hidden[0];
         e.queryRow = prompt.lastPosition();
         e.imageStart = prompt.imageTokenStart;
+        e.imageCount = prepared.tokens();
+        if (qwen)
+            if (const auto* decoder = dynamic_cast<const models::DecoderBackbone*>(&m_backbone))
+                e.rope = decoder->ropeRows(*ctx, 0, prompt.length(), e.hidden.scalar_type());
         const std::int64_t bytes = e.hidden.numel() * std::int64_t(e.hidden.element_size());
         if (m_cacheBytes + bytes <= m_o.cacheHiddenMb * 1024 * 1024) {
             m_cacheBytes += bytes;
@@ -641,7 +657,6 @@ private:
 
         const torch::Device device = m_backbone.info().device;
         const bool autocast = m_o.bf16Autocast && device.is_cuda();
-        const std::int64_t imageCount = m_backbone.info().imageTokens;
         double bceSum = 0.0;
         std::int64_t valid = 0, samples = 0;
         for (std::int64_t m = 0; m < micro; ++m) {
@@ -655,7 +670,8 @@ private:
                 {
                     CudaBf16Autocast guard(autocast);
                     const torch::Tensor hidden = autocast ? e->hidden : e->hidden.to(torch::kFloat);
-                    l = m_rpn->forward(hidden, e->queryRow, e->imageStart, imageCount);
+                    l = m_rpn->forward(hidden, e->queryRow, e->imageStart, e->imageCount,
+                                       e->rope.cos.defined() ? &e->rope : nullptr);
                 }
                 logits.push_back(l.to(torch::kFloat));
                 const auto& t = m_samples[std::size_t(index)].targets;

@@ -6,6 +6,7 @@
 #include "core/models/clip_image_processor.h"
 #include "core/models/llava.h"
 #include "core/pipeline/prompt.h"
+#include "core/pipeline/two_stage_detail.h"
 
 namespace sdrpn::pipeline {
 namespace {
@@ -14,7 +15,10 @@ double secondsSince(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Greedy / sampled decoding from `lastLogits`, streaming text pieces of `stage`.
+}  // namespace
+
+namespace detail {
+
 StageAnswer decodeAnswer(const LoadedModel& model, models::Context& ctx, const torch::Tensor& lastLogits,
                          const TwoStageOptions& options, AnswerStage stage, JobContext& job,
                          const StageTextCallback& onText, double& seconds) {
@@ -46,6 +50,10 @@ StageAnswer decodeAnswer(const LoadedModel& model, models::Context& ctx, const t
     return a;
 }
 
+}  // namespace detail
+
+namespace {
+
 // Pixels of the RoI crop as the reference makes them (§4.2–4.3): PIL crop of the original image, PIL
 // bilinear resize to the encoder's square, then the model's CLIP preprocessing (a no-op pad / resize /
 // centre crop on a square of the right size, then rescale and normalise).
@@ -62,14 +70,16 @@ torch::Tensor cropPixels(const io::ImageRgb8& image, const models::PixelBox& box
 Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, const io::ImageRgb8& image,
                                       const TwoStageOptions& options, JobContext& job,
                                       const StageTextCallback& onText) {
+    if (model.family == ModelFamily::Qwen2_5Vl)
+        return detail::answerTwoStageQwen(model, rpn, image, options, job, onText);
     return guarded([&]() -> TwoStageResult {
         c10::InferenceMode inference;
         const models::Backbone& backbone = *model.backbone;
         const models::BackboneInfo& info = backbone.info();
         const auto* llava = dynamic_cast<const models::DecoderBackbone*>(&backbone);
         if (!llava)
-            throw Error("SD-RPN two-stage answers need a LLaVA backbone; '" + info.modelType +
-                        "' is not one");
+            throw Error("SD-RPN two-stage answers need a backbone with a LLaMA-style decoder; '" +
+                        info.modelType + "' has none");
         const bool useRpn = options.roiLogitsOverride.empty();
         if (useRpn && rpn.is_empty())
             throw Error("no RPN given (load one, or initialise it from the backbone)");
@@ -153,8 +163,8 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
 
         // Baseline answer from pass 1's full prefill; then drop the question so the prefix can be reused.
         if (options.baseline) {
-            out.baseline = decodeAnswer(model, *ctx, p1.logits, options, AnswerStage::Baseline, job, onText,
-                                        out.timings.baselineDecode);
+            out.baseline = detail::decodeAnswer(model, *ctx, p1.logits, options, AnswerStage::Baseline, job,
+                                                onText, out.timings.baselineDecode);
             out.baselineComputed = true;
         }
         if (options.capture.any()) {
@@ -232,8 +242,8 @@ Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, 
         out.pass2Length = pass2Ctx->length();
         job.throwIfCancelled();
 
-        out.roiAnswer = decodeAnswer(model, *pass2Ctx, p2.logits, options, AnswerStage::Roi, job, onText,
-                                     out.timings.decode);
+        out.roiAnswer = detail::decodeAnswer(model, *pass2Ctx, p2.logits, options, AnswerStage::Roi, job,
+                                             onText, out.timings.decode);
         return out;
     });
 }
@@ -256,12 +266,15 @@ void writeTwoStageDump(const std::string& path, const TwoStageResult& r) {
     const auto& s = roi.sourceBox;
     t.emplace_back("src_box", torch::tensor(std::vector<std::int64_t>{s.x0, s.y0, s.x1, s.y1}, torch::kLong));
     t.emplace_back("n_roi_tokens", torch::tensor(std::vector<std::int64_t>{r.roiTokens}, torch::kLong));
+    // The crop's own token grid: the original grid for LLaVA, the crop's smart-resized grid for Qwen2.5-VL.
+    const int maskRows = r.cropGrid.cells() > 0 ? r.cropGrid.rows : roi.rows;
+    const int maskCols = r.cropGrid.cells() > 0 ? r.cropGrid.cols : roi.cols;
     std::vector<std::uint8_t> mask = roi.tokenMask;
-    mask.resize(std::size_t(roi.rows) * std::size_t(roi.cols), 0);
+    mask.resize(std::size_t(maskRows) * std::size_t(maskCols), 0);
     t.emplace_back("roi_token_mask",
                    torch::tensor(std::vector<std::int64_t>(mask.begin(), mask.end()), torch::kLong)
                        .to(torch::kUInt8)
-                       .view({roi.rows, roi.cols}));
+                       .view({maskRows, maskCols}));
     t.emplace_back("answer_ids_baseline", torch::tensor(r.baseline.tokens, torch::kLong));
     t.emplace_back("answer_ids_roi", torch::tensor(r.roiAnswer.tokens, torch::kLong));
     const auto& tm = r.timings;

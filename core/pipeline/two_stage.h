@@ -46,7 +46,7 @@ struct TwoStageOptions {
     std::string question;      // rendered with the chat template
     std::string rawPrompt;     // used as is instead (must contain "<image>"); wins over question
     std::string chatTemplate;  // "" = the model's default
-    std::string imageMode;     // "pad", "crop"; "" = the model's preprocessor default
+    std::string imageMode;     // "pad", "crop" (LLaVA), "resize" (Qwen); "" = the model's default
     models::GenerationOptions generation;
     RoiSettings roi;
     bool baseline = true;  // also answer from the original prompt (pass 1 then runs every layer)
@@ -84,6 +84,7 @@ struct TwoStageResult {
     RoiResult roi;                  // post-processing: blurred map, components, branch, crop box, token mask
     models::PixelBox cropBox;       // = roi.sourceBox; empty without zoom
     std::int64_t roiTokens = 0;     // RoI tokens inserted in pass 2
+    models::ImageGrid cropGrid;     // the crop's token grid (roi.tokenMask's shape); {0, 0}: the original's
     std::int64_t pass2Length = 0;   // tokens in the pass-2 sequence (prompt + RoI tokens)
     bool baselineComputed = false;
     StageAnswer baseline;   // answer from the original prompt (when baselineComputed)
@@ -99,8 +100,10 @@ enum class AnswerStage { Baseline, Roi };
 // Called on the worker thread with each newly complete piece of answer text of either stage.
 using StageTextCallback = std::function<void(AnswerStage stage, const std::string& piece)>;
 
-// `rpn` may be empty when options.roiLogitsOverride is set. Needs a backbone with a LLaMA decoder (LLaVA)
-// and a prompt with exactly one image whose tokens form the backbone's grid.
+// `rpn` may be empty when options.roiLogitsOverride is set. Needs a backbone with a LLaMA-style decoder and
+// a prompt with exactly one image. LLaVA / DeepSeek-VL: §4.1–4.4 (pass 2 reuses pass 1's prefix unless
+// options.reuseKv is off). Qwen2.5-VL: §4.7 (the RoI block inside the image's vision markers, M-RoPE
+// positions recomputed, crop tokens outside the mask dropped, pass 2 a full prefill; reuseKv does not apply).
 Result<TwoStageResult> answerTwoStage(const LoadedModel& model, const Rpn& rpn, const io::ImageRgb8& image,
                                       const TwoStageOptions& options, JobContext& job,
                                       const StageTextCallback& onText = {});
