@@ -60,7 +60,10 @@ sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder,
         info.gridRows = b.grid.rows;
         info.gridCols = b.grid.cols;
         info.imageSize = b.imageSize;
-        info.imageFit = sdrpn::models::imageFitName(m.preprocess.fit);
+        info.imageFit = m.family == sdrpn::pipeline::ModelFamily::Qwen2_5Vl
+                            ? "resize"
+                            : sdrpn::models::imageFitName(m.preprocess.fit);
+        if (!m.tokenizer) info.tokenizerProblem = m.tokenizerError;
         info.chatTemplate = sdrpn::text::chatTemplateName(m.defaultTemplate);
         info.loadSeconds = m.loadSeconds;
         return std::move(model);
@@ -188,10 +191,18 @@ ModelCardInfo describeModel(const SessionModel& model) {
     if (m.gridRows > 0) {
         set(QObject::tr("Image grid"),
             QObject::tr("%1 × %2 = %3 tokens").arg(m.gridRows).arg(m.gridCols).arg(m.gridRows * m.gridCols));
+    } else {
+        set(QObject::tr("Image grid"),
+            QObject::tr("dynamic: 28 × 28 px per token at the image's own aspect"));
     }
-    set(QObject::tr("Image fit"), QString::fromStdString(m.imageFit) == QLatin1String("pad")
-                                      ? QObject::tr("pad to square (whole image seen)")
-                                      : QObject::tr("centre crop (sides cut off)"));
+    const QString fit = QString::fromStdString(m.imageFit);
+    set(QObject::tr("Image fit"),
+        fit == QLatin1String("pad")      ? QObject::tr("pad to square (whole image seen)")
+        : fit == QLatin1String("resize") ? QObject::tr("resize (whole image, own aspect)")
+                                         : QObject::tr("centre crop (sides cut off)"));
+    if (!m.tokenizerProblem.empty())
+        set(QObject::tr("Tokenizer"),
+            QObject::tr("none: %1").arg(QString::fromStdString(m.tokenizerProblem)));
     set(QObject::tr("Chat template"), QString::fromStdString(m.chatTemplate));
     if (!model.visionTower.empty())
         set(QObject::tr("Vision tower"), QDir::toNativeSeparators(QString::fromStdString(model.visionTower)));

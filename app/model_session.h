@@ -41,8 +41,9 @@ struct LoadedModelInfo {
     std::int64_t imageTokens = 0;
     int gridRows = 0, gridCols = 0;
     int imageSize = 0;
-    std::string imageFit;      // "pad", "crop"
-    std::string chatTemplate;  // the default template's name
+    std::string imageFit;          // "pad", "crop", "resize" (Qwen2.5-VL)
+    std::string tokenizerProblem;  // why asking is impossible (the folder has no tokenizer); "" otherwise
+    std::string chatTemplate;      // the default template's name
     double loadSeconds = 0.0;
 };
 

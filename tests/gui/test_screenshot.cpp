@@ -78,6 +78,25 @@ int distinctColours(const QImage& picture) {
     return int(colours.size());
 }
 
+// The studio on the other backbones: Qwen2.5-VL (its own 17 × 23 grid, SD-RPN with an untrained twig) and
+// DeepSeek-VL (no tokenizer in the fixture: the model opens and its card says why it cannot be asked).
+TEST(StudioScreenshot, OpensQwenWithSdrpnAndDeepseek) {
+    const QString dir = qs(sdrpn::test::scratchDir("shot_backbones"));
+    const QString qwen = qs(sdrpn::test::fixturePath("tiny-qwen2_5-vl"));
+    const StudioRun q = runStudio({"--model", qwen, "--image", qwen + "/image_640x480.png", "--question",
+                                   "What is written on the sign?", "--max-new-tokens", "4", "--rpn-k", "1",
+                                   "--rpn-t", "2", "--sdrpn", "--screenshot", dir + "/qwen.png"});
+    ASSERT_EQ(q.exitCode, 0) << q.stdErr.toStdString();
+    const QImage qwenShot(dir + "/qwen.png");
+    ASSERT_FALSE(qwenShot.isNull());
+    EXPECT_GT(distinctColours(qwenShot), 200);
+
+    const QString deepseek = qs(sdrpn::test::fixturePath("tiny-deepseek-vl"));
+    const StudioRun d = runStudio({"--model", deepseek, "--screenshot", dir + "/deepseek.png"});
+    ASSERT_EQ(d.exitCode, 0) << d.stdErr.toStdString();
+    EXPECT_FALSE(QImage(dir + "/deepseek.png").isNull());
+}
+
 TEST(StudioScreenshot, UnderXvfbAsOnADesktop) {
     const QString shot = qs(sdrpn::test::scratchDir("shot_xvfb")) + "/studio.png";
     const StudioRun run = runStudio({"--model", qs(sdrpn::test::fixturePath("tiny-llava-hf")), "--image",
