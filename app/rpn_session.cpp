@@ -267,6 +267,8 @@ JobId RpnSession::ask(std::shared_ptr<const sdrpn::pipeline::LoadedModel> model,
             out->roiSettings = r.roiSettings;
             out->roi = std::move(r.roi);
             out->roiTokens = int(r.roiTokens);
+            out->qwenRoi = model->family == sdrpn::pipeline::ModelFamily::Qwen2_5Vl;
+            out->cropGrid = r.cropGrid;
             out->kvReused = r.kvReused;
             const auto& t = r.timings;
             out->times = {t.preprocess, t.vision, t.pass1,  t.rpn,           t.postprocess,

@@ -65,6 +65,9 @@ struct TwoStageAnswer {
     sdrpn::RoiSettings roiSettings;  // what the job post-processed with
     sdrpn::RoiResult roi;            // the job's post-processing
     int roiTokens = 0;               // RoI tokens inserted in pass 2
+    // Qwen2.5-VL's post-processing (sdrpn.md §4.7: mask style, crop at its own grid), else LLaVA's (§4.2).
+    bool qwenRoi = false;
+    sdrpn::models::ImageGrid cropGrid;  // Qwen: the crop's token grid
     bool kvReused = false;
     TwoStageTimes times;
     // The baseline answer with its attention (last prompt token, question and answer rows, every layer), as

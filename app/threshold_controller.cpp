@@ -334,8 +334,16 @@ void ThresholdController::recomputeRoi() {
     if (m_answer && m_answer->rows > 0) {
         try {
             // sdrpn.md §4.2 on the stored logits: no model run.
-            sdrpn::RoiResult roi = sdrpn::postprocessRoi(m_answer->roiLogits, m_answer->rows, m_answer->cols,
-                                                         m_roi, m_answer->geometry);
+            sdrpn::RoiResult roi;
+            if (m_answer->qwenRoi) {
+                roi = sdrpn::postprocessRoiQwen(m_answer->roiLogits, m_answer->rows, m_answer->cols, m_roi,
+                                                m_answer->geometry);
+                if (roi.zoom() && m_answer->cropGrid.cells() > 0)
+                    sdrpn::qwenCropTokenMask(roi, m_answer->cropGrid.rows, m_answer->cropGrid.cols);
+            } else {
+                roi = sdrpn::postprocessRoi(m_answer->roiLogits, m_answer->rows, m_answer->cols, m_roi,
+                                            m_answer->geometry);
+            }
             ++m_roiRecomputes;
             const auto& g = m_answer->geometry;
             const std::vector<QRectF> cells = cellRectsOnSource(g, roi.rows, roi.cols);
@@ -383,10 +391,13 @@ QString ThresholdController::roiCaption() const {
     const auto& r = *m_roiResult;
     int kept = 0;
     for (const auto& c : r.components) kept += c.kept() ? 1 : 0;
-    QString text = tr("threshold %1 · %2 of %3 components kept")
-                       .arg(double(r.threshold), 0, 'g', 3)
-                       .arg(kept)
-                       .arg(r.components.size());
+    QString text =
+        m_answer && m_answer->qwenRoi
+            ? tr("threshold %1 · tight box of the cells above it").arg(double(r.threshold), 0, 'g', 3)
+            : tr("threshold %1 · %2 of %3 components kept")
+                  .arg(double(r.threshold), 0, 'g', 3)
+                  .arg(kept)
+                  .arg(r.components.size());
     if (r.zoom()) {
         text += tr(" · %1 branch · crop %2×%3 px · %4 tokens")
                     .arg(QString::fromLatin1(sdrpn::roiBranchName(r.branch)))
