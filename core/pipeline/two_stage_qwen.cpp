@@ -120,7 +120,8 @@ Result<TwoStageResult> answerTwoStageQwen(const LoadedModel& model, const Rpn& r
         std::vector<std::int64_t> ids = input.ids;
         std::vector<torch::Tensor> images = {features};
         std::vector<models::ImageGrid> grids = {grid};
-        torch::Tensor keepRows;  // rows of the pass-2 sequence that stay (all but dropped crop tokens)
+        std::vector<std::int64_t>
+            keepRows;  // rows of the pass-2 sequence that stay (all but dropped crop tokens)
         if (out.roi.zoom()) {
             t0 = std::chrono::steady_clock::now();
             const PreparedImage crop = prepareImage(model, models::cropImage(image, out.roi.sourceBox),
@@ -150,17 +151,17 @@ Result<TwoStageResult> answerTwoStageQwen(const LoadedModel& model, const Rpn& r
             roiFeatures =
                 roiFeatures.index_select(0, torch::tensor(keptCells, torch::kLong).to(roiFeatures.device()));
             images.push_back(roiFeatures);
-            keepRows = torch::tensor(keep, torch::kLong);
+            keepRows = std::move(keep);
         }
 
         // Pass 2: positions over the whole new sequence, then the dropped crop rows removed.
         models::PromptInput full;
         full.positions = models::qwenRopeIndex(ids, grids);
-        if (keepRows.defined()) {
-            full.positions = full.positions.index_select(1, keepRows);
+        if (!keepRows.empty()) {
+            full.positions = full.positions.index_select(1, torch::tensor(keepRows, torch::kLong));
             std::vector<std::int64_t> kept;
-            for (std::int64_t i = 0; i < keepRows.numel(); ++i)
-                kept.push_back(ids[std::size_t(keepRows[i].item<std::int64_t>())]);
+            kept.reserve(keepRows.size());
+            for (const std::int64_t r : keepRows) kept.push_back(ids[std::size_t(r)]);
             ids = std::move(kept);
         }
         full.ids = std::move(ids);
