@@ -331,7 +331,9 @@ RawTensor SafetensorsFile::raw(const std::string& name) const {
     if (!info) fail("tensor " + inQuotes(name) + " not found in " + m_path);
     RawTensor raw;
     raw.info = info;
-    raw.data = m_map + m_dataStart + info->begin;
+    auto owned = m_owned.find(name);
+    raw.data =
+        owned != m_owned.end() ? owned->second.data() + info->begin : m_map + m_dataStart + info->begin;
     raw.file = shared_from_this();
     return raw;
 }
@@ -359,19 +361,20 @@ struct ArchiveBuilder {
 };
 
 void loadIndex(ArchiveBuilder& builder, const std::string& indexPath) {
-    nlohmann::json index = parseJsonFile(indexPath, "safetensors index");
-    if (!index.is_object()) fail("safetensors index " + indexPath + " is not a JSON object");
+    const std::string what = endsWith(indexPath, ".bin.index.json") ? "PyTorch index" : "safetensors index";
+    nlohmann::json index = parseJsonFile(indexPath, what);
+    if (!index.is_object()) fail(what + " " + indexPath + " is not a JSON object");
     auto mapIt = index.find("weight_map");
     if (mapIt == index.end() || !mapIt->is_object())
-        fail("safetensors index " + indexPath + " has no 'weight_map' object");
-    if (mapIt->empty()) fail("safetensors index " + indexPath + " has an empty 'weight_map'");
+        fail(what + " " + indexPath + " has no 'weight_map' object");
+    if (mapIt->empty()) fail(what + " " + indexPath + " has an empty 'weight_map'");
 
     const fs::path folder = fs::path(indexPath).parent_path();
     std::vector<std::string> shardOrder;
     std::map<std::string, std::size_t> shardSlot;  // shard name -> index in builder.files
     for (auto it = mapIt->begin(); it != mapIt->end(); ++it) {
         if (!it->is_string())
-            fail("safetensors index " + indexPath + " maps tensor " + inQuotes(it.key()) +
+            fail(what + " " + indexPath + " maps tensor " + inQuotes(it.key()) +
                  " to a value that is not a file name");
         const std::string shard = it->get<std::string>();
         if (shardSlot.emplace(shard, 0).second) shardOrder.push_back(shard);
@@ -381,16 +384,16 @@ void loadIndex(ArchiveBuilder& builder, const std::string& indexPath) {
         const std::string shardPath = (folder / shard).string();
         std::error_code ec;
         if (!fs::exists(shardPath, ec))
-            fail("shard " + inQuotes(shard) + " listed in safetensors index " + indexPath + " is missing (" +
+            fail("shard " + inQuotes(shard) + " listed in " + what + " " + indexPath + " is missing (" +
                  shardPath + ")");
         shardSlot[shard] = builder.files.size();
-        builder.add(SafetensorsFile::open(shardPath));
+        builder.add(SafetensorsFile::openAny(shardPath));
     }
     for (auto it = mapIt->begin(); it != mapIt->end(); ++it) {
         const std::string shard = it->get<std::string>();
         auto owner = builder.owner.find(it.key());
         if (owner == builder.owner.end() || owner->second != shardSlot[shard])
-            fail("safetensors index " + indexPath + " maps tensor " + inQuotes(it.key()) + " to shard " +
+            fail(what + " " + indexPath + " maps tensor " + inQuotes(it.key()) + " to shard " +
                  inQuotes(shard) + ", which does not hold it");
     }
 }
@@ -417,12 +420,19 @@ void loadFolder(ArchiveBuilder& builder, const fs::path& folder) {
         loadIndex(builder, (folder / "model.safetensors.index.json").string());
         return;
     }
+    if (fs::is_regular_file(folder / "pytorch_model.bin", ec)) {
+        builder.add(SafetensorsFile::openAny((folder / "pytorch_model.bin").string()));
+        return;
+    }
+    if (fs::is_regular_file(folder / "pytorch_model.bin.index.json", ec)) {
+        loadIndex(builder, (folder / "pytorch_model.bin.index.json").string());
+        return;
+    }
     const std::vector<std::string> entries = folderEntries(folder);
     std::vector<std::string> indexes, shards;
     bool hasBin = false;
     for (const std::string& name : entries) {
-        if (endsWith(name, ".bin.index.json") || endsWith(name, ".bin") || endsWith(name, ".pt") ||
-            endsWith(name, ".pth"))
+        if (endsWith(name, ".bin") || endsWith(name, ".pt") || endsWith(name, ".pth"))
             hasBin = true;
         else if (endsWith(name, ".index.json"))
             indexes.push_back(name);
@@ -443,8 +453,8 @@ void loadFolder(ArchiveBuilder& builder, const fs::path& folder) {
         return;
     }
     if (hasBin)
-        fail("PyTorch .bin checkpoints are not supported yet: convert to safetensors (folder " +
-             folder.string() + ")");
+        fail("folder " + folder.string() +
+             " holds PyTorch files but neither pytorch_model.bin nor an index: open the weights file itself");
     fail("folder " + folder.string() + " holds no .safetensors files");
 }
 
@@ -461,7 +471,7 @@ std::shared_ptr<const SafetensorsArchive> SafetensorsArchive::open(const std::st
     } else if (endsWith(path, ".json")) {
         loadIndex(builder, path);
     } else {
-        builder.add(SafetensorsFile::open(path));
+        builder.add(SafetensorsFile::openAny(path));
     }
     auto archive = std::make_shared<SafetensorsArchive>();
     archive->m_source = path;
@@ -497,7 +507,8 @@ RawTensor SafetensorsArchive::raw(const std::string& name) const {
 // Writer
 
 void writeSafetensors(const std::string& path, const std::vector<TensorRecord>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata,
+                      const std::function<void(const TensorRecord&)>& beforeEach) {
     struct Planned {
         const TensorRecord* record;
         std::uint64_t nbytes;
@@ -570,6 +581,15 @@ void writeSafetensors(const std::string& path, const std::vector<TensorRecord>& 
     std::uint64_t written = 0;
     static const std::uint8_t kZeros[8] = {};
     for (const Planned& p : plan) {
+        if (beforeEach) {
+            try {
+                beforeEach(*p.record);
+            } catch (...) {
+                ::close(fd);
+                ::unlink(tmp.c_str());
+                throw;
+            }
+        }
         if (p.begin > written)
             if (int err = writeAll(fd, kZeros, p.begin - written)) failWrite(err);
         if (p.nbytes > 0)

@@ -1,9 +1,17 @@
-// safetensors: read (single file or sharded, memory-mapped, lazy per tensor) and write.
+// Model weights: safetensors (single file or sharded, memory-mapped, lazy per tensor; read and write) and,
+// read-only, PyTorch zip checkpoints (`torch.save` since 1.6: `pytorch_model.bin`, sharded with
+// `pytorch_model.bin.index.json`), which are opened behind the same interface.
 //
-// Format (mllm_reference.md §1): 8-byte little-endian header length N, N bytes of JSON, then the data
+// safetensors (mllm_reference.md §1): 8-byte little-endian header length N, N bytes of JSON, then the data
 // buffer. Every header is validated on open: length inside the file, JSON object, known dtype, shape ×
-// element size = byte span, offsets inside the buffer, no overlaps. Errors throw sdrpn::Error naming the
-// file and the tensor at fault. No LibTorch here; core/io/tensor_io.h converts to torch::Tensor.
+// element size = byte span, offsets inside the buffer, no overlaps.
+// PyTorch zip: the zip's central directory (ZIP64 too; only stored, uncompressed entries) is read,
+// `<archive>/data.pkl` is read by the restricted unpickler (core/io/pickle.h: no code runs, only tensors of
+// a state dict are taken), and every tensor is checked to lie inside its storage entry. Tensors point into
+// the mapping; a non-contiguous one (a saved transpose) is copied into row-major bytes owned by the file.
+// The format is told by its first bytes ("PK\x03\x04"), not by the file name.
+// Errors throw sdrpn::Error naming the file and the tensor at fault. No LibTorch here; core/io/tensor_io.h
+// converts to torch::Tensor.
 //
 //   auto archive = SafetensorsArchive::open("/models/llava-1.5-7b-hf");   // folder, file or index.json
 //   const TensorInfo& info = archive->info("language_model.model.norm.weight");
@@ -13,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,7 +40,9 @@ struct TensorInfo {
     std::string name;
     DType dtype = DType::F32;
     std::vector<std::int64_t> shape;
-    std::uint64_t begin = 0;  // offsets relative to the start of the data buffer
+    // Offsets relative to the start of the data buffer (safetensors), or of the file (PyTorch zip; tensors
+    // there may share bytes). For a tensor copied into row-major order, the span in its owned buffer.
+    std::uint64_t begin = 0;
     std::uint64_t end = 0;
     std::int64_t numel() const;
     std::uint64_t nbytes() const { return end - begin; }
@@ -46,11 +57,19 @@ struct RawTensor {
     std::shared_ptr<const SafetensorsFile> file;
 };
 
-// One memory-mapped .safetensors file.
+// One memory-mapped .safetensors file, or one PyTorch zip checkpoint.
 class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
 public:
     // Throws sdrpn::Error naming `path` and what is wrong with it.
     static std::shared_ptr<const SafetensorsFile> open(const std::string& path);
+    // A PyTorch zip checkpoint (`torch.save` since 1.6; ZIP64 for large shards): a dict (or OrderedDict) of
+    // name -> tensor, or one under "state_dict" / "model"; values that are not tensors are skipped. Dtypes
+    // as DType; only little-endian files and uncompressed ("stored") entries. Throws sdrpn::Error naming
+    // `path` and the entry or tensor at fault; a pre-1.6 (legacy pickle) file is refused with a hint to
+    // re-save it. metadata() is {"format": "pt"}.
+    static std::shared_ptr<const SafetensorsFile> openTorchZip(const std::string& path);
+    // open() or openTorchZip(), by the file's first bytes.
+    static std::shared_ptr<const SafetensorsFile> openAny(const std::string& path);
     ~SafetensorsFile();
     SafetensorsFile(const SafetensorsFile&) = delete;
     SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -70,13 +89,18 @@ private:
     const std::uint8_t* m_map = nullptr;
     std::size_t m_mapSize = 0;
     std::uint64_t m_dataStart = 0;
+    // Row-major copies of non-contiguous tensors (PyTorch zip), by tensor name.
+    std::map<std::string, std::vector<std::uint8_t>> m_owned;
 };
 
-// All tensors of a model: one file, or shards listed by a `*.safetensors.index.json`.
+// All tensors of a model: one file, or shards listed by a `*.safetensors.index.json` or
+// `*.bin.index.json`.
 class SafetensorsArchive {
 public:
-    // `path` may be a .safetensors file, an index .json, or a folder holding `model.safetensors` or
-    // `model.safetensors.index.json` (or exactly one other index, or `*.safetensors` files).
+    // `path` may be a weights file (.safetensors, or a PyTorch zip .bin/.pt/.pth), an index .json, or a
+    // folder holding, in this order of preference, `model.safetensors`, `model.safetensors.index.json`,
+    // `pytorch_model.bin`, `pytorch_model.bin.index.json` (or exactly one other index, or `*.safetensors`
+    // files). Files are told apart by their first bytes, so index shards may be either format.
     // Throws sdrpn::Error naming the file (a missing shard names the shard and the index).
     static std::shared_ptr<const SafetensorsArchive> open(const std::string& path);
 
@@ -103,8 +127,10 @@ struct TensorRecord {
 
 // Writes a .safetensors file atomically (temporary file in the same folder, then rename); tensors are laid
 // out aligned, the header padded to a multiple of 8. Throws sdrpn::Error naming the path (disk full, folder
-// missing, duplicate or empty name, null data).
+// missing, duplicate or empty name, null data). `beforeEach`, when set, is called before each tensor's bytes
+// are written (progress, cancel): whatever it throws removes the temporary file and propagates.
 void writeSafetensors(const std::string& path, const std::vector<TensorRecord>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+                      const std::map<std::string, std::string>& metadata = {},
+                      const std::function<void(const TensorRecord&)>& beforeEach = {});
 
 }  // namespace sdrpn::io
