@@ -34,6 +34,7 @@ std::string askUsage() {
            "  --device D            cpu (default), cuda, cuda:N\n"
            "  --dtype T             fp32 (default), bf16, fp16\n"
            "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
+           "  --base DIR            unfilled SD-RPN checkpoint: the base model supplying its missing layers\n"
            "  --layers L            capture only these layers, e.g. 0,5,12 (default all; not with --sdrpn)\n"
            "  --dump FILE           write ids, pixels, logits and attention maps as safetensors (with\n"
            "                        --sdrpn: the `sdrpn roi --dump` file)\n"
@@ -122,10 +123,10 @@ int askSdrpn(const Args& args, const std::string& modelDir, const std::string& i
 }  // namespace
 
 int runAsk(const Argv& argv) {
-    std::set<std::string> valued = {"model",        "image",      "question",       "raw-prompt",
-                                    "template",     "image-mode", "max-new-tokens", "temperature",
-                                    "top-p",        "seed",       "device",         "dtype",
-                                    "vision-tower", "layers",     "dump",           "positions"};
+    std::set<std::string> valued = {"model",      "image",          "question",     "raw-prompt", "template",
+                                    "image-mode", "max-new-tokens", "temperature",  "top-p",      "seed",
+                                    "device",     "dtype",          "vision-tower", "base",       "layers",
+                                    "dump",       "positions"};
     addRpnOptions(valued, "roi-preset");
     Args args(argv, valued, {"sdrpn", "quiet", "help"});
     if (args.flag("help")) {

@@ -47,6 +47,7 @@ std::string evalUsage() {
            "  --device D            cpu (default), cuda, cuda:N\n"
            "  --dtype T             fp32 (default), bf16, fp16\n"
            "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
+           "  --base DIR            unfilled SD-RPN checkpoint: the base model supplying its missing layers\n"
            "  --quiet               print only the summary\n";
 }
 
@@ -101,9 +102,9 @@ private:
 }  // namespace
 
 int runEval(const Argv& argv) {
-    std::set<std::string> valued = {"model",          "data",   "images",   "limit",       "format",
-                                    "post-prompt",    "json",   "markdown", "template",    "image-mode",
-                                    "max-new-tokens", "device", "dtype",    "vision-tower"};
+    std::set<std::string> valued = {"model",          "data",   "images",   "limit",        "format",
+                                    "post-prompt",    "json",   "markdown", "template",     "image-mode",
+                                    "max-new-tokens", "device", "dtype",    "vision-tower", "base"};
     addRpnOptions(valued, "roi-preset");
     Args args(argv, valued, {"no-kv-reuse", "quiet", "help"});
     if (args.flag("help")) {

@@ -44,6 +44,7 @@ const char* kLabelUsage =
     "  --device D            cpu (default), cuda, cuda:N\n"
     "  --dtype T             fp32 (default), bf16, fp16\n"
     "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
+    "  --base DIR            unfilled SD-RPN checkpoint: the base model supplying its missing layers\n"
     "  --failures FILE       write every failed sample (key, image, reason) as JSONL\n"
     "  --quiet               print only the summary\n";
 
@@ -95,7 +96,7 @@ int runLabel(const Argv& argv) {
     Args args(argv,
               {"model", "data", "images", "store", "preset", "settings", "limit", "shard", "format",
                "max-new-tokens", "layers", "model-id", "template", "image-mode", "device", "dtype",
-               "vision-tower", "failures"},
+               "vision-tower", "base", "failures"},
               {"all-layer-means", "quiet", "help"});
     if (args.flag("help")) {
         std::cout << kLabelUsage;

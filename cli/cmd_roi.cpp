@@ -29,6 +29,7 @@ std::string roiUsage() {
            "  --device D            cpu (default), cuda, cuda:N\n"
            "  --dtype T             fp32 (default), bf16, fp16\n"
            "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
+           "  --base DIR            unfilled SD-RPN checkpoint: the base model supplying its missing layers\n"
            "  --dump FILE           write RoI logits, blurred map, boxes, branch, crop box, answer ids and\n"
            "                        timings as safetensors\n"
            "  --quiet               print only the answers\n";
@@ -37,9 +38,9 @@ std::string roiUsage() {
 }  // namespace
 
 int runRoi(const Argv& argv) {
-    std::set<std::string> valued = {"model",      "image",          "question", "raw-prompt", "template",
-                                    "image-mode", "max-new-tokens", "device",   "dtype",      "vision-tower",
-                                    "dump"};
+    std::set<std::string> valued = {"model",    "image",        "question",       "raw-prompt",
+                                    "template", "image-mode",   "max-new-tokens", "device",
+                                    "dtype",    "vision-tower", "base",           "dump"};
     addRpnOptions(valued, "preset");
     Args args(argv, valued, {"no-baseline", "no-kv-reuse", "quiet", "help"});
     if (args.flag("help")) {

@@ -55,6 +55,7 @@ const char* kTrainUsage =
     "  --device D            cpu (default), cuda, cuda:N\n"
     "  --dtype T             fp32 (default), bf16, fp16: the frozen backbone's compute dtype\n"
     "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
+    "  --base DIR            unfilled SD-RPN checkpoint: the base model supplying its missing layers\n"
     "  --quiet               print only the summary\n";
 
 std::string readTextFile(const std::string& path) {
@@ -94,7 +95,7 @@ int runTrain(const Argv& argv) {
                "weight-decay", "beta2",          "max-grad-norm", "seed",      "K",          "T",
                "init",         "label-settings", "preset",        "template",  "image-mode", "save-every",
                "keep",         "cache-mb",       "resume-from",   "log-every", "device",     "dtype",
-               "vision-tower"},
+               "base",         "vision-tower"},
               {"no-multi-head", "no-bf16", "resume", "quiet", "help"});
     if (args.flag("help")) {
         std::cout << kTrainUsage;

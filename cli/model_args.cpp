@@ -11,6 +11,7 @@ models::LoadOptions loadOptionsFrom(const Args& args) {
     load.device = args.get("device", "cpu");
     load.dtype = args.get("dtype", "fp32");
     load.visionTower = args.get("vision-tower");
+    load.base = args.get("base");
     return load;
 }
 

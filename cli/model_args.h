@@ -1,5 +1,6 @@
 // What every model-running subcommand shares: the load options it reads (--device, --dtype,
-// --vision-tower) and loading its image and model with errors reported as "sdrpn <command>: ...".
+// --vision-tower, --base: an unfilled SD-RPN checkpoint's base model) and loading its image and model with
+// errors reported as "sdrpn <command>: ...".
 #pragma once
 
 #include <memory>
@@ -14,6 +15,7 @@
 
 namespace sdrpn::cli {
 
+// --device, --dtype, --vision-tower and --base (each command lists them among its valued options).
 models::LoadOptions loadOptionsFrom(const Args& args);
 
 // Reads the image, then loads the model (progress through job). Returns kExitOk, kExitFailed or

@@ -1,6 +1,7 @@
 #include "core/models/deepseek_vl.h"
 
 #include "core/io/safetensors.h"
+#include "core/models/unfilled_checkpoint.h"
 
 namespace sdrpn::models {
 
@@ -123,8 +124,20 @@ std::shared_ptr<const DeepseekVlModel> loadDeepseekVl(const std::string& modelDi
     checkActivation(cfg.vision.hiddenAct, cfg.sourcePath + ": vision_config.hidden_act");
     checkActivation(cfg.text.hiddenAct, cfg.sourcePath + ": text_config.hidden_act");
 
+    // An unfilled SD-RPN checkpoint takes what it lacks from its base model (LoadOptions::base).
+    std::shared_ptr<const io::SafetensorsArchive> baseArchive;
+    if (!options.base.empty()) {
+        checkBaseConfig(cfg.text, io::readDeepseekVlConfig(options.base).text, modelDir, options.base);
+        baseArchive = io::SafetensorsArchive::open(options.base);
+    } else if (isUnfilledSdrpnCheckpoint(modelDir)) {
+        throw Error(unfilledCheckpointMessage(modelDir));
+    }
+
     WeightSource source;
     source.addArchive(io::SafetensorsArchive::open(modelDir), normaliseDeepseekVlKey);
+    if (baseArchive)
+        source.addMissingFrom(baseArchive, normaliseDeepseekVlKey,
+                              baseMismatchPrefix(modelDir, options.base));
     job.throwIfCancelled();
 
     const std::string what = "DeepSeek-VL checkpoint " + modelDir;

@@ -2,6 +2,7 @@
 // check, CLIP folder resolution for the original layout, dtype / device conversion.
 #include "core/io/safetensors.h"
 #include "core/models/llava.h"
+#include "core/models/unfilled_checkpoint.h"
 #include "core/models/vision_tower.h"
 
 namespace sdrpn::models {
@@ -30,6 +31,21 @@ std::string visionKey(const std::string& rest) {
 
 std::string replacePrefix(const std::string& s, const std::string& from, const std::string& to) {
     return to + s.substr(from.size());
+}
+
+}  // namespace
+
+namespace {
+
+std::string withoutVisionTower(const std::string& key) {
+    auto c = normaliseLlavaKey(key);
+    return startsWith(c, "vision_tower.") ? std::string() : c;
+}
+
+bool hasCanonical(const io::SafetensorsArchive& archive, const std::string& canonical) {
+    for (const auto& name : archive.names())
+        if (normaliseLlavaKey(name) == canonical) return true;
+    return false;
 }
 
 }  // namespace
@@ -128,25 +144,48 @@ std::shared_ptr<const LlavaModel> loadLlava(const std::string& modelDir, const L
         throw Error(cfg.sourcePath + ": projector type '" + cfg.projectorType +
                     "' is not supported (mlp2x_<act>)");
 
+    // An unfilled SD-RPN checkpoint takes what it lacks from its base model (LoadOptions::base).
+    std::shared_ptr<const io::SafetensorsArchive> baseArchive;
+    io::LlavaConfig baseCfg;
+    if (!options.base.empty()) {
+        baseCfg = io::readLlavaConfig(options.base);
+        checkBaseConfig(cfg.text, baseCfg.text, modelDir, options.base);
+        baseArchive = io::SafetensorsArchive::open(options.base);
+    } else if (isUnfilledSdrpnCheckpoint(modelDir)) {
+        throw Error(unfilledCheckpointMessage(modelDir));
+    }
+
     WeightSource source;
     source.addArchive(io::SafetensorsArchive::open(modelDir), normaliseLlavaKey);
     job.throwIfCancelled();
     const std::string patch = "vision_tower.vision_model.embeddings.patch_embedding.weight";
+    const bool baseHasTower =
+        baseArchive && baseCfg.layout == io::LlavaLayout::Hf && hasCanonical(*baseArchive, patch);
+    bool towerFromClip = false;
     if (cfg.layout == io::LlavaLayout::Original && !source.find(patch)) {
-        const std::string clipDir = resolveVisionTower(modelDir, cfg, options);
-        cfg.vision = io::readClipVisionConfig(clipDir);
-        source.addArchive(io::SafetensorsArchive::open(clipDir), normaliseClipKey);
+        if (baseHasTower && options.visionTower.empty()) {
+            cfg.vision = baseCfg.vision;  // the base model's tower fills the gap below
+        } else {
+            const std::string clipDir = resolveVisionTower(modelDir, cfg, options);
+            cfg.vision = io::readClipVisionConfig(clipDir);
+            source.addArchive(io::SafetensorsArchive::open(clipDir), normaliseClipKey);
+            towerFromClip = true;
+        }
     } else if (!options.visionTower.empty()) {
         // An explicit tower replaces whatever the checkpoint holds.
         const std::string clipDir = resolveVisionTower(modelDir, cfg, options);
         cfg.vision = io::readClipVisionConfig(clipDir);
         WeightSource merged;
-        merged.addArchive(io::SafetensorsArchive::open(modelDir), [](const std::string& k) {
-            auto c = normaliseLlavaKey(k);
-            return startsWith(c, "vision_tower.") ? std::string() : c;
-        });
+        merged.addArchive(io::SafetensorsArchive::open(modelDir), withoutVisionTower);
         merged.addArchive(io::SafetensorsArchive::open(clipDir), normaliseClipKey);
         source = std::move(merged);
+        towerFromClip = true;
+    }
+    if (baseArchive) {
+        // A tower read from a CLIP folder is not compared with (or filled from) the base's.
+        source.addMissingFrom(
+            baseArchive, towerFromClip ? KeyNormaliser(withoutVisionTower) : KeyNormaliser(normaliseLlavaKey),
+            baseMismatchPrefix(modelDir, options.base));
     }
     job.throwIfCancelled();
 

@@ -6,6 +6,7 @@
 
 #include "core/io/safetensors.h"
 #include "core/models/qwen_image_processor.h"
+#include "core/models/unfilled_checkpoint.h"
 
 namespace sdrpn::models {
 
@@ -350,8 +351,19 @@ std::shared_ptr<const Qwen2_5VlModel> loadQwen2_5Vl(const std::string& modelDir,
     const std::string what = "Qwen2.5-VL checkpoint " + modelDir;
     const auto specs = qwenVlWeightSpecs(cfg);
 
+    // An unfilled SD-RPN checkpoint takes what it lacks from its base model (LoadOptions::base).
+    std::shared_ptr<const io::SafetensorsArchive> baseArchive;
+    if (!options.base.empty()) {
+        checkBaseConfig(cfg.text, io::readQwenVlConfig(options.base).text, modelDir, options.base);
+        baseArchive = io::SafetensorsArchive::open(options.base);
+    } else if (isUnfilledSdrpnCheckpoint(modelDir)) {
+        throw Error(unfilledCheckpointMessage(modelDir));
+    }
+
     WeightSource source;
     source.addArchive(io::SafetensorsArchive::open(modelDir), normaliseQwenVlKey);
+    if (baseArchive)
+        source.addMissingFrom(baseArchive, normaliseQwenVlKey, baseMismatchPrefix(modelDir, options.base));
     job.throwIfCancelled();
     checkWeights(source, specs, what);
     WeightMap weights = loadWeights(source, specs, device, dtype, job, what);

@@ -1,5 +1,7 @@
 #include "core/models/weights.h"
 
+#include <algorithm>
+#include <map>
 #include <sstream>
 
 #include "core/io/tensor_io.h"
@@ -41,6 +43,45 @@ void WeightSource::addArchive(std::shared_ptr<const io::SafetensorsArchive> arch
                         it->second.archive->source() + " and '" + name + "' in " + archive->source());
     }
     m_archives.push_back(std::move(archive));
+}
+
+std::size_t WeightSource::addMissingFrom(std::shared_ptr<const io::SafetensorsArchive> archive,
+                                         const KeyNormaliser& normalise, const std::string& what) {
+    TORCH_CHECK(archive, "WeightSource: null archive");
+    // Canonical name -> stored name in `archive`, sorted so that the first mismatch reported is the first
+    // in canonical-name order.
+    std::map<std::string, std::string> incoming;
+    for (const auto& name : archive->names()) {
+        std::string canonical = normalise(name);
+        if (canonical.empty()) continue;
+        auto [it, inserted] = incoming.emplace(canonical, name);
+        if (!inserted)
+            throw Error("two stored tensors map to '" + canonical + "': '" + it->second + "' and '" + name +
+                        "' in " + archive->source());
+    }
+    for (const auto& [canonical, stored] : incoming) {
+        const Entry* own = find(canonical);
+        if (!own) continue;
+        const auto& mine = own->archive->info(own->storedName).shape;
+        const auto& theirs = archive->info(stored).shape;
+        if (mine != theirs)
+            throw Error(what + ": " + canonical + " is " + shapeString(mine) + " in the checkpoint and " +
+                        shapeString(theirs) + " in the base ('" + own->storedName + "' in " + fileOf(*own) +
+                        ", '" + stored + "' in " + archive->source() + ")");
+    }
+    std::size_t added = 0;
+    for (const auto& [canonical, stored] : incoming)
+        if (m_entries.emplace(canonical, Entry{archive, stored}).second) ++added;
+    if (added) m_archives.push_back(std::move(archive));
+    return added;
+}
+
+std::vector<std::string> WeightSource::names() const {
+    std::vector<std::string> out;
+    out.reserve(m_entries.size());
+    for (const auto& e : m_entries) out.push_back(e.first);
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 const WeightSource::Entry* WeightSource::find(const std::string& canonical) const {

@@ -46,7 +46,17 @@ public:
     // stored keys and the archives.
     void addArchive(std::shared_ptr<const io::SafetensorsArchive> archive, const KeyNormaliser& normalise);
 
+    // Fills in from `archive` (a base model) every canonical name this source lacks; tensors present in both
+    // stay as they are. First checks that every canonical name present in both has the same shape and throws
+    // an sdrpn::Error naming the first differing tensor in canonical-name order: "<what>: model.layers.0.
+    // self_attn.q_proj.weight is [64, 64] in the checkpoint and [128, 128] in the base". Nothing is added
+    // when it throws. Returns how many tensors were added.
+    std::size_t addMissingFrom(std::shared_ptr<const io::SafetensorsArchive> archive,
+                               const KeyNormaliser& normalise, const std::string& what);
+
     const Entry* find(const std::string& canonical) const;
+    // Every canonical name, sorted.
+    std::vector<std::string> names() const;
     std::size_t size() const { return m_entries.size(); }
     // "<archive source>" of each archive, for messages.
     std::string describe() const;

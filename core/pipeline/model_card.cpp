@@ -189,6 +189,13 @@ ModelCard inspect(const std::string& folder, JobContext& ctx) {
         const json config = readJsonFile(configPath);
         card.twigK = intAt(config, {"twig_K"});
         card.twigT = intAt(config, {"twig_T"});
+        card.needsBase = pipeline::isUnfilledSdrpnCheckpoint(folder);
+        if (card.needsBase) {
+            const std::string unfilled =
+                "unfilled SD-RPN checkpoint: needs its base model for the layers from K+T on, the final "
+                "norm and lm_head";
+            card.note = card.note.empty() ? unfilled : unfilled + "; " + card.note;
+        }
     }
     if (card.randomWeights) {
         const std::string demo = "demo model: random weights (answers and maps are meaningless)";

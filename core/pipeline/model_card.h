@@ -46,6 +46,9 @@ struct ModelCard {
     // SD-RPN checkpoint (pipeline::isSdrpnCheckpoint): config.json names a twig, the RPN is in the folder.
     bool sdrpnCheckpoint = false;
     int twigK = 0, twigT = 0;  // its config's twig_K / twig_T (0 when not given as integers)
+    // Unfilled SD-RPN checkpoint (pipeline::isUnfilledSdrpnCheckpoint): it loads only with its base model
+    // (LoadOptions::base), which supplies the layers from K+T on, the final norm and lm_head.
+    bool needsBase = false;
 
     // Original LLaVA layout whose weights hold no vision tower: the CLIP folder it needs
     // (models::findVisionTower without an explicit folder).
