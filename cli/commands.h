@@ -26,6 +26,10 @@ int runStoreInfo(const Argv& args);
 int runRoi(const Argv& args);
 int runEval(const Argv& args);
 int runTrain(const Argv& args);
+int runConvert(const Argv& args);          // cmd_convert.cpp
+int runImportLabels(const Argv& args);     // cmd_import_labels.cpp
+int runLabels(const Argv& args);           // cmd_import_labels.cpp
+int runMergeCheckpoint(const Argv& args);  // cmd_merge_checkpoint.cpp
 
 // Exit codes shared by the commands.
 constexpr int kExitOk = 0;

@@ -23,6 +23,12 @@ const std::vector<sdrpn::cli::Command> kCommands = {
     {"roi", "answer with SD-RPN: predict the RoI, zoom in, answer again", &sdrpn::cli::runRoi},
     {"eval", "baseline against SD-RPN on a dataset: accuracy, RoI IoU, time", &sdrpn::cli::runEval},
     {"train", "train the SD-RPN twig on a label store's pseudo-labels", &sdrpn::cli::runTrain},
+    {"convert", "write a model's PyTorch .bin weights as safetensors", &sdrpn::cli::runConvert},
+    {"import-labels", "import SD-RPN's released pseudo-label .pkl files into a label store",
+     &sdrpn::cli::runImportLabels},
+    {"labels", "one stored sample's grounding, sink and labels, written to a file", &sdrpn::cli::runLabels},
+    {"merge-checkpoint", "fill an SD-RPN checkpoint's missing layers from its base model into a new folder",
+     &sdrpn::cli::runMergeCheckpoint},
 };
 
 void usage(std::FILE* out) {
