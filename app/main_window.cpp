@@ -31,6 +31,7 @@
 
 #include "app/attention_controller.h"
 #include "app/image_io.h"
+#include "app/interop_tools.h"
 #include "app/studio_tools.h"
 #include "app/threshold_controller.h"
 #include "widgets/ask_panel.h"
@@ -122,6 +123,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     connectRpnSession();
     connectThresholds();
     buildStudioTools();
+    buildInteropTools();
 
     connect(m_view, &ImageView::viewChanged, this, &MainWindow::updateZoomLabel);
     auto hovered = [this](const QPoint& pixel, bool inside) {
@@ -499,6 +501,16 @@ void MainWindow::connectModelSession() {
         for (auto it = towers.begin(); it != towers.end(); ++it)
             m_model->setVisionTower(it.key(), it.value().toString());
     }
+    if (m_options.useSettings) {
+        const QVariantMap bases = QSettings().value(QStringLiteral("models/baseModels")).toMap();
+        for (auto it = bases.begin(); it != bases.end(); ++it)
+            m_model->setBaseModel(it.key(), it.value().toString());
+    }
+    connect(m_model, &ModelSession::baseModelNeeded, this, [this](const BaseModelRequest& request) {
+        m_card->showError(request.modelFolder, request.message());
+        QMetaObject::invokeMethod(
+            this, [this, request] { askForBaseModel(request); }, Qt::QueuedConnection);
+    });
     connect(m_model, &ModelSession::visionTowerNeeded, this, [this](const VisionTowerRequest& request) {
         m_card->showError(request.modelFolder, request.message());
         // Asked once the load job has finished, outside its completion.
@@ -1587,9 +1599,76 @@ void MainWindow::askForVisionTower(const VisionTowerRequest& request) {
     m_model->load(request.modelFolder);
 }
 
+void MainWindow::setBaseModel(const QString& checkpointFolder, const QString& base) {
+    m_model->setBaseModel(QDir::cleanPath(QFileInfo(checkpointFolder).absoluteFilePath()),
+                          base.isEmpty() ? QString() : QDir::cleanPath(QFileInfo(base).absoluteFilePath()));
+}
+
+void MainWindow::askForBaseModel(const BaseModelRequest& request) {
+    if (m_closing || !m_model->isWaitingForBaseModel() || m_model->folder() != request.modelFolder) return;
+    const QString title = tr("Choose the Base Model");
+    const QString message =
+        request.message() + tr("\n\nChoose the base model folder (the LLaVA the checkpoint was trained "
+                               "from, e.g. llava-v1.5-13b).");
+    const QString start = QFileInfo(request.modelFolder).absolutePath();
+    QString base;
+    if (m_askFolder) {
+        base = m_askFolder(title, message, start);
+    } else {
+        QMessageBox box(QMessageBox::Question, title, message, QMessageBox::Cancel, this);
+        QPushButton* choose = box.addButton(tr("Choose Folder…"), QMessageBox::AcceptRole);
+        box.setDefaultButton(choose);
+        box.exec();
+        if (box.clickedButton() == choose)
+            base = QFileDialog::getExistingDirectory(this, title, dialogDir(QStringLiteral("model")));
+    }
+    if (m_closing || !m_model->isWaitingForBaseModel() || m_model->folder() != request.modelFolder) return;
+    if (base.isEmpty()) {
+        m_model->declineBaseModel();
+        return;
+    }
+    if (!QFileInfo::exists(base + QStringLiteral("/config.json"))) {
+        m_model->declineBaseModel(
+            tr("%1 is not a model folder: it has no config.json.").arg(QDir::toNativeSeparators(base)));
+        return;
+    }
+    setBaseModel(request.modelFolder, base);
+    m_model->load(request.modelFolder);
+}
+
+void MainWindow::buildInteropTools() {
+    m_interop = new InteropTools(this, m_jobs, this);
+    if (auto* file = menuBar()->findChild<QMenu*>(QStringLiteral("FileMenu")))
+        file->insertAction(m_exportMenu->menuAction(), m_interop->convertAction());
+    if (auto* jobs = menuBar()->findChild<QMenu*>(QStringLiteral("JobsMenu"))) {
+        // After Label a dataset…: both fill a label store.
+        const QList<QAction*> actions = jobs->actions();
+        const int at = int(actions.indexOf(m_tools->labelAction()));
+        jobs->insertAction(actions.value(at + 1), m_interop->importLabelsAction());
+    }
+    connect(m_interop, &InteropTools::errorReported, this,
+            [this](const QString& message) { showError(tr("SD-RPN Studio"), message); });
+    connect(m_interop, &InteropTools::importFinished, this,
+            [this](const QString& store, const QString& imageRoot, const QString&) {
+                m_tools->openLabelStore(store, imageRoot);
+                statusBar()->showMessage(tr("Labels imported into %1").arg(fileName(store)),
+                                         kStatusTimeoutMs);
+            });
+    connect(m_interop, &InteropTools::convertFinished, this, [this](const QString& folder, const QString&) {
+        statusBar()->showMessage(tr("Converted weights written to %1").arg(folder), kStatusTimeoutMs);
+    });
+}
+
 void MainWindow::applyModelDefaults(const QString& folder) {
     const sdrpn::ModelCard* card = m_model->card();
     if (!card) return;
+    const QString base = m_model->baseModel(folder);
+    if (m_options.useSettings && !base.isEmpty()) {
+        QSettings settings;
+        QVariantMap bases = settings.value(QStringLiteral("models/baseModels")).toMap();
+        bases.insert(folder, base);
+        settings.setValue(QStringLiteral("models/baseModels"), bases);
+    }
     const QString tower = m_model->visionTower(folder);
     if (m_options.useSettings && !tower.isEmpty()) {
         QSettings settings;

@@ -54,6 +54,7 @@ class AttentionController;
 class AttentionPanel;
 class HeatmapOverlay;
 class ImageView;
+class InteropTools;
 class JobsPanel;
 class ModelCardPanel;
 class QAction;
@@ -132,6 +133,10 @@ public:
     // The CLIP folder to load the original-layout LLaVA in `modelFolder` with; remembered in QSettings
     // (when the window uses them) once the model has loaded with it.
     void setVisionTower(const QString& modelFolder, const QString& tower);
+    // The base model that fills the unfilled SD-RPN checkpoint in `checkpointFolder` (asked for, like the
+    // CLIP folder, when a checkpoint needs one and none is set); remembered in QSettings likewise.
+    void setBaseModel(const QString& checkpointFolder, const QString& base);
+    InteropTools* interopTools() const { return m_interop; }
     QStringList recentModels() const { return m_recentModels.entries(); }
     QStringList recentImages() const { return m_recentImages.entries(); }
 
@@ -215,6 +220,8 @@ private:
     void maybeFinishSessionRestore();
     bool confirmClose();
     void askForVisionTower(const VisionTowerRequest& request);
+    void askForBaseModel(const BaseModelRequest& request);
+    void buildInteropTools();
     void applyModelDefaults(const QString& folder);
     QString dialogDir(const QString& key) const;
     void rememberDialogDir(const QString& key, const QString& path) const;
@@ -301,6 +308,7 @@ private:
     bool m_closing = false;
     ConfirmCloseHandler m_confirmClose;
     AskFolderHandler m_askFolder;
+    InteropTools* m_interop = nullptr;
 
     // Session restore in progress: the view is applied once the image is in.
     struct PendingRestore {

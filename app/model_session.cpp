@@ -36,6 +36,8 @@ sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder,
                                      "' can be inspected but not run yet (answering supports: " + known +
                                      ")");
     }
+    if (model.card.needsBase && options.base.empty()) return model;
+    model.baseModel = options.base;
     if (model.card.visionTowerMissing() && options.visionTower.empty()) return model;
     model.visionTower = options.visionTower.empty() ? model.card.visionTowerFolder : options.visionTower;
     // The same context carries the weights' progress and the cancel flag.
@@ -81,6 +83,17 @@ QString compactCount(std::int64_t n) {
 }
 
 }  // namespace
+
+QString BaseModelRequest::message() const {
+    const QString name = QFileInfo(QDir::cleanPath(modelFolder)).fileName();
+    return QObject::tr(
+               "%1 is an unfilled SD-RPN checkpoint: it holds the RPN and only the first %2 backbone layers, "
+               "without the final norm and lm_head. The rest comes from its base model (the LLaVA it was "
+               "trained on), chosen here or given with --base DIR; sdrpn merge-checkpoint writes a filled "
+               "copy once.")
+        .arg(name)
+        .arg(twigK + twigT);
+}
 
 QString VisionTowerRequest::message() const {
     const QString name = QFileInfo(QDir::cleanPath(modelFolder)).fileName();
@@ -147,6 +160,10 @@ ModelCardInfo describeModelCard(const sdrpn::ModelCard& card) {
                 .arg(card.twigK)
                 .arg(card.twigT));
     }
+    if (card.needsBase)
+        add(QObject::tr("Base model"),
+            QObject::tr("needed: an unfilled checkpoint (backbone layers 0–%1 only)")
+                .arg(card.twigK + card.twigT - 1));
     if (card.needsVisionTower) {
         add(QObject::tr("Vision tower"),
             card.visionTowerFolder.empty()
@@ -206,6 +223,8 @@ ModelCardInfo describeModel(const SessionModel& model) {
     set(QObject::tr("Chat template"), QString::fromStdString(m.chatTemplate));
     if (!model.visionTower.empty())
         set(QObject::tr("Vision tower"), QDir::toNativeSeparators(QString::fromStdString(model.visionTower)));
+    if (!model.baseModel.empty())
+        set(QObject::tr("Base model"), QDir::toNativeSeparators(QString::fromStdString(model.baseModel)));
     set(QObject::tr("Runs on"),
         QObject::tr("%1, %2").arg(QString::fromStdString(m.device), QString::fromStdString(m.computeDType)));
     set(QObject::tr("Loaded in"), QObject::tr("%1 s").arg(m.loadSeconds, 0, 'f', 2));
@@ -267,6 +286,29 @@ QString ModelSession::visionTower(const QString& folder) const {
     return m_visionTowers.value(QDir::cleanPath(folder));
 }
 
+void ModelSession::setBaseModel(const QString& folder, const QString& base) {
+    const QString key = QDir::cleanPath(folder);
+    if (base.isEmpty()) {
+        m_baseModels.remove(key);
+    } else {
+        m_baseModels.insert(key, QDir::cleanPath(base));
+    }
+}
+
+QString ModelSession::baseModel(const QString& folder) const {
+    return m_baseModels.value(QDir::cleanPath(folder));
+}
+
+void ModelSession::declineBaseModel(const QString& reason) {
+    if (!m_baseRequest) return;
+    const BaseModelRequest request = *std::exchange(m_baseRequest, std::nullopt);
+    m_error = request.message() + QLatin1Char('\n') +
+              (reason.isEmpty() ? tr("No base model was chosen: open the checkpoint again and choose it, or "
+                                     "start the studio with --base DIR.")
+                                : reason);
+    emit loadFailed(request.modelFolder, m_error);
+}
+
 void ModelSession::declineVisionTower(const QString& reason) {
     if (!m_towerRequest) return;
     const VisionTowerRequest request = *std::exchange(m_towerRequest, std::nullopt);
@@ -282,6 +324,7 @@ JobId ModelSession::load(const QString& folder) {
     cancelLoad();
     m_model.reset();
     m_towerRequest.reset();
+    m_baseRequest.reset();
     m_folder = folder;
     m_error.clear();
     const std::string path = QDir::cleanPath(folder).toStdString();
@@ -295,6 +338,14 @@ JobId ModelSession::load(const QString& folder) {
             m_visionTowers.remove(QDir::cleanPath(folder));
         }
     }
+    const QString base = baseModel(folder);
+    if (!base.isEmpty()) {
+        if (QFileInfo::exists(base + QStringLiteral("/config.json"))) {
+            options.base = base.toStdString();
+        } else {
+            m_baseModels.remove(QDir::cleanPath(folder));
+        }
+    }
     const QString name = QFileInfo(QDir::cleanPath(folder)).fileName();
     setState(State::Loading);
     emit loadStarted(folder);
@@ -306,7 +357,19 @@ JobId ModelSession::load(const QString& folder) {
             // Only the latest request counts; an older one was cancelled and may still finish.
             if (request != m_request) return;
             m_loadJob = 0;
-            if (result.ok() && !result.value().pipeline) {
+            if (result.ok() && !result.value().pipeline && result.value().card.needsBase &&
+                result.value().baseModel.empty()) {
+                // An unfilled SD-RPN checkpoint without its base model: the owner asks for it.
+                const sdrpn::ModelCard& card = result.value().card;
+                BaseModelRequest request;
+                request.modelFolder = folder;
+                request.twigK = card.twigK;
+                request.twigT = card.twigT;
+                m_error = request.message();
+                m_baseRequest = request;
+                setState(State::Failed);
+                emit baseModelNeeded(request);
+            } else if (result.ok() && !result.value().pipeline) {
                 // Original LLaVA layout without its CLIP folder: the owner asks for it.
                 const sdrpn::ModelCard& card = result.value().card;
                 VisionTowerRequest request;

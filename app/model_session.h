@@ -53,6 +53,7 @@ struct SessionModel {
     std::shared_ptr<const sdrpn::pipeline::LoadedModel> pipeline;  // backbone, tokenizer (later: RPN)
     LoadedModelInfo info;
     std::string visionTower;  // original LLaVA layout: the CLIP folder it was loaded with
+    std::string baseModel;    // unfilled SD-RPN checkpoint: the base model that filled it
 };
 
 // An original-layout LLaVA folder whose CLIP vision tower was not found (plain data from its ModelCard):
@@ -65,13 +66,23 @@ struct VisionTowerRequest {
     QString message() const;
 };
 
+// An unfilled SD-RPN checkpoint (card.needsBase: only the backbone layers the twig needs, no final norm
+// or lm_head) opened with no base model: what the studio asks the user for.
+struct BaseModelRequest {
+    QString modelFolder;
+    int twigK = 0, twigT = 0;
+    // "llava-13b-roi is an unfilled SD-RPN checkpoint: … Choose its base model …"
+    QString message() const;
+};
+
 // Where the studio loads models by default: the first CUDA device in bf16 when there is one, else the CPU
 // in fp32.
 sdrpn::models::LoadOptions defaultStudioLoadOptions();
 
 // The body of the load job (worker thread): inspect, then load the weights. Never throws; the failed
 // Result's message names the folder or file at fault. An original-layout LLaVA folder whose CLIP tower is
-// not found (card.visionTowerMissing()) and `options` names none gives the card alone (pipeline null).
+// not found (card.visionTowerMissing()) and `options` names none gives the card alone (pipeline null); so
+// does an unfilled SD-RPN checkpoint (card.needsBase) when `options.base` is empty.
 sdrpn::Result<SessionModel> loadModelFolder(const std::string& folder,
                                             const sdrpn::models::LoadOptions& options,
                                             sdrpn::JobContext& ctx);
@@ -115,6 +126,15 @@ public:
     // by default that none was chosen).
     void declineVisionTower(const QString& reason = {});
 
+    // The base model that fills the unfilled SD-RPN checkpoint `folder` (empty: none); load() passes it
+    // as LoadOptions::base. Not a folder with a config.json: forgotten at the next load().
+    void setBaseModel(const QString& folder, const QString& base);
+    QString baseModel(const QString& folder) const;
+    // The last load stopped because the checkpoint needs a base model (baseModelNeeded() was emitted).
+    bool isWaitingForBaseModel() const { return m_baseRequest.has_value(); }
+    // No base model will be given: the load fails (loadFailed() with the request's message and `reason`).
+    void declineBaseModel(const QString& reason = {});
+
     // Options for the next load() (device, compute dtype); defaultStudioLoadOptions() until set.
     void setLoadOptions(const sdrpn::models::LoadOptions& options) { m_options = options; }
     const sdrpn::models::LoadOptions& loadOptions() const { return m_options; }
@@ -142,6 +162,9 @@ signals:
     // The model is an original-layout LLaVA and its CLIP vision tower was not found (state Failed): load
     // again after setVisionTower(), or declineVisionTower().
     void visionTowerNeeded(const VisionTowerRequest& request);
+    // The model is an unfilled SD-RPN checkpoint and no base model is set (state Failed): load again after
+    // setBaseModel(), or declineBaseModel().
+    void baseModelNeeded(const BaseModelRequest& request);
     void answerAvailabilityChanged();
 
 private:
@@ -157,4 +180,6 @@ private:
     sdrpn::models::LoadOptions m_options;
     QMap<QString, QString> m_visionTowers;  // model folder → CLIP folder
     std::optional<VisionTowerRequest> m_towerRequest;
+    QMap<QString, QString> m_baseModels;  // checkpoint folder → base model folder
+    std::optional<BaseModelRequest> m_baseRequest;
 };

@@ -50,6 +50,9 @@ StudioOptions parseStudioOptions(const QApplication& app) {
     const QCommandLineOption visionTower(
         "vision-tower", QObject::tr("The CLIP folder of the original-layout LLaVA given with --model."),
         "DIR");
+    const QCommandLineOption base(
+        "base", QObject::tr("The base model that fills the unfilled SD-RPN checkpoint given with --model."),
+        "DIR");
     const QCommandLineOption rpn("rpn",
                                  QObject::tr("Load the SD-RPN checkpoint DIR (a folder or a .safetensors) "
                                              "for the model."),
@@ -60,8 +63,8 @@ StudioOptions parseStudioOptions(const QApplication& app) {
                                   "K");
     const QCommandLineOption rpnT("rpn-t", QObject::tr("With --rpn-k: the twig's number of layers."), "T");
     const QCommandLineOption sdrpn("sdrpn", QObject::tr("Ask with SD-RPN (needs an RPN)."));
-    parser.addOptions({model, visionTower, device, dtype, image, question, maxTokens, rpn, rpnK, rpnT, sdrpn,
-                       session, screenshot});
+    parser.addOptions({model, visionTower, base, device, dtype, image, question, maxTokens, rpn, rpnK, rpnT,
+                       sdrpn, session, screenshot});
     parser.process(app);
     auto usageError = [](const QString& message) {
         std::fprintf(stderr, "sdrpn-studio: %s\n", message.toLocal8Bit().constData());
@@ -81,6 +84,9 @@ StudioOptions parseStudioOptions(const QApplication& app) {
     if (!options.visionTower.isEmpty() && options.modelFolder.isEmpty())
         usageError(
             QObject::tr("--vision-tower goes with --model DIR (the original-layout LLaVA it belongs to)"));
+    options.baseModel = parser.value(base);
+    if (!options.baseModel.isEmpty() && options.modelFolder.isEmpty())
+        usageError(QObject::tr("--base goes with --model DIR (the unfilled SD-RPN checkpoint it fills)"));
     options.rpnPath = parser.value(rpn);
     if (parser.isSet(rpnK) || parser.isSet(rpnT)) {
         if (parser.isSet(rpn))
@@ -156,6 +162,7 @@ int runStudio(QApplication& app, const StudioOptions& options) {
         window.setAskFolderHandler([](const QString&, const QString&, const QString&) { return QString(); });
     }
     if (!options.visionTower.isEmpty()) window.setVisionTower(modelFolder, options.visionTower);
+    if (!options.baseModel.isEmpty()) window.setBaseModel(modelFolder, options.baseModel);
     const bool wantsRpn = !options.rpnPath.isEmpty() || options.rpnK > 0;
     if (wantsRpn) {
         // The RPN belongs to the model: loaded once it is in (the model's own RPN, if any, is replaced).

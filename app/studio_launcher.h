@@ -30,6 +30,7 @@ class QApplication;
 struct StudioOptions {
     QString modelFolder;
     QString visionTower;  // the CLIP folder for modelFolder (original LLaVA layout)
+    QString baseModel;    // the base model for modelFolder (an unfilled SD-RPN checkpoint)
     QString device;       // empty: defaultStudioLoadOptions()
     QString dtype;
     QString imagePath;

@@ -18,7 +18,7 @@
 
 namespace {
 
-enum class Browse { OpenFile, SaveFile, Folder };
+enum class Browse { OpenFile, OpenFiles, SaveFile, Folder };
 
 // A line edit with a "…" button that opens a file dialog.
 QWidget* pathField(QLineEdit* edit, Browse mode, const QString& filter, QWidget* parent) {
@@ -35,6 +35,9 @@ QWidget* pathField(QLineEdit* edit, Browse mode, const QString& filter, QWidget*
         switch (mode) {
             case Browse::OpenFile:
                 chosen = QFileDialog::getOpenFileName(row, QString(), start, filter);
+                break;
+            case Browse::OpenFiles:
+                chosen = QFileDialog::getOpenFileNames(row, QString(), start, filter).join(QLatin1Char(';'));
                 break;
             case Browse::SaveFile:
                 chosen = QFileDialog::getSaveFileName(row, QString(), start, filter, nullptr,
@@ -361,6 +364,164 @@ void EvaluateDialog::revalidate() {
 }
 
 void EvaluateDialog::accept() {
+    revalidate();
+    if (!validationMessage().isEmpty()) return;
+    QDialog::accept();
+}
+
+// ---- ImportLabelsDialog --------------------------------------------------------------------------------
+
+ImportLabelsDialog::ImportLabelsDialog(const QStringList& presets, QWidget* parent) : QDialog(parent) {
+    setWindowTitle(tr("Import released labels"));
+    m_pkl = new QLineEdit(this);
+    m_pkl->setPlaceholderText(tr("llava_v1_5_7b_pseudo_labels.pkl (several: separate with ;)"));
+    m_imageRoot = new QLineEdit(this);
+    m_imageRoot->setPlaceholderText(tr("the folder the pkl's image paths start from"));
+    m_store = new QLineEdit(this);
+    m_store->setPlaceholderText(tr("labels.sdrpn (samples already there are skipped)"));
+    m_dataset = new QLineEdit(this);
+    m_dataset->setPlaceholderText(tr("optional: dataset name (default: each file's name)"));
+    m_preset = new QComboBox(this);
+    m_preset->addItem(tr("by the maps' shape"), QString());
+    for (const QString& p : presets) m_preset->addItem(p, p);
+    m_checkImages = new QCheckBox(tr("Read each image's size (needed for padded-image labels)"), this);
+    m_checkImages->setChecked(true);
+
+    auto* form = new QFormLayout;
+    form->addRow(tr("Pickle files"),
+                 pathField(m_pkl, Browse::OpenFiles, tr("Pickles (*.pkl);;All files (*)"), this));
+    form->addRow(tr("Image root"), pathField(m_imageRoot, Browse::Folder, {}, this));
+    form->addRow(tr("Label store"),
+                 pathField(m_store, Browse::SaveFile, tr("Label stores (*.sdrpn);;All files (*)"), this));
+    form->addRow(tr("Dataset"), m_dataset);
+    form->addRow(tr("Preset"), m_preset);
+    form->addRow(QString(), m_checkImages);
+
+    m_message = messageLabel(this);
+    m_buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, this);
+    m_buttons->button(QDialogButtonBox::Ok)->setText(tr("Import"));
+    connect(m_buttons, &QDialogButtonBox::accepted, this, &ImportLabelsDialog::accept);
+    connect(m_buttons, &QDialogButtonBox::rejected, this, &ImportLabelsDialog::reject);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(form);
+    layout->addWidget(m_message);
+    layout->addWidget(m_buttons);
+    for (QLineEdit* e : {m_pkl, m_imageRoot, m_store})
+        connect(e, &QLineEdit::textChanged, this, &ImportLabelsDialog::revalidate);
+    connect(m_checkImages, &QCheckBox::toggled, this, &ImportLabelsDialog::revalidate);
+    setMinimumWidth(560);
+    revalidate();
+}
+
+void ImportLabelsDialog::setValues(const ImportLabelsDialogValues& v) {
+    m_pkl->setText(v.pklFiles.join(QLatin1Char(';')));
+    m_imageRoot->setText(v.imageRoot);
+    m_store->setText(v.store);
+    m_dataset->setText(v.dataset);
+    const int preset = m_preset->findData(v.preset);
+    m_preset->setCurrentIndex(preset >= 0 ? preset : 0);
+    m_checkImages->setChecked(v.checkImages);
+    revalidate();
+}
+
+ImportLabelsDialogValues ImportLabelsDialog::values() const {
+    ImportLabelsDialogValues v;
+    for (const QString& f : m_pkl->text().split(QLatin1Char(';'), Qt::SkipEmptyParts))
+        if (!f.trimmed().isEmpty()) v.pklFiles << f.trimmed();
+    v.imageRoot = m_imageRoot->text().trimmed();
+    v.store = m_store->text().trimmed();
+    v.dataset = m_dataset->text().trimmed();
+    v.preset = m_preset->currentData().toString();
+    v.checkImages = m_checkImages->isChecked();
+    return v;
+}
+
+QString ImportLabelsDialog::validationMessage() const {
+    const ImportLabelsDialogValues v = values();
+    if (v.pklFiles.isEmpty()) return tr("Choose the .pkl file(s).");
+    for (const QString& f : v.pklFiles)
+        if (!QFileInfo(f).isFile()) return tr("The pickle file %1 does not exist.").arg(f);
+    if (v.checkImages && v.imageRoot.isEmpty()) return tr("Choose the image root folder.");
+    if (!v.imageRoot.isEmpty() && !QFileInfo(v.imageRoot).isDir())
+        return tr("The image root %1 is not a folder.").arg(v.imageRoot);
+    if (v.store.isEmpty()) return tr("Choose where the label store goes.");
+    if (QFileInfo(v.store).isDir()) return tr("The label store %1 is a folder; name a file.").arg(v.store);
+    if (!folderOfFileExists(v.store))
+        return tr("The folder of the label store, %1, does not exist.")
+            .arg(QFileInfo(v.store).absolutePath());
+    return {};
+}
+
+void ImportLabelsDialog::revalidate() {
+    const QString why = validationMessage();
+    m_message->setText(why);
+    m_buttons->button(QDialogButtonBox::Ok)->setEnabled(why.isEmpty());
+}
+
+void ImportLabelsDialog::accept() {
+    revalidate();
+    if (!validationMessage().isEmpty()) return;
+    QDialog::accept();
+}
+
+// ---- ConvertWeightsDialog ------------------------------------------------------------------------------
+
+ConvertWeightsDialog::ConvertWeightsDialog(QWidget* parent) : QDialog(parent) {
+    setWindowTitle(tr("Convert PyTorch weights"));
+    m_input = new QLineEdit(this);
+    m_input->setPlaceholderText(tr("a model folder with pytorch_model*.bin"));
+    m_output = new QLineEdit(this);
+    m_output->setPlaceholderText(tr("a new or empty folder"));
+    auto* form = new QFormLayout;
+    form->addRow(tr("Model folder"), pathField(m_input, Browse::Folder, {}, this));
+    form->addRow(tr("Write to"), pathField(m_output, Browse::Folder, {}, this));
+    m_message = messageLabel(this);
+    m_buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, this);
+    m_buttons->button(QDialogButtonBox::Ok)->setText(tr("Convert"));
+    connect(m_buttons, &QDialogButtonBox::accepted, this, &ConvertWeightsDialog::accept);
+    connect(m_buttons, &QDialogButtonBox::rejected, this, &ConvertWeightsDialog::reject);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(form);
+    layout->addWidget(m_message);
+    layout->addWidget(m_buttons);
+    for (QLineEdit* e : {m_input, m_output})
+        connect(e, &QLineEdit::textChanged, this, &ConvertWeightsDialog::revalidate);
+    setMinimumWidth(520);
+    revalidate();
+}
+
+void ConvertWeightsDialog::setValues(const ConvertDialogValues& v) {
+    m_input->setText(v.input);
+    m_output->setText(v.output);
+    revalidate();
+}
+
+ConvertDialogValues ConvertWeightsDialog::values() const {
+    return {m_input->text().trimmed(), m_output->text().trimmed()};
+}
+
+QString ConvertWeightsDialog::validationMessage() const {
+    const ConvertDialogValues v = values();
+    if (v.input.isEmpty()) return tr("Choose the model folder.");
+    if (!QFileInfo(v.input).isDir()) return tr("The model folder %1 does not exist.").arg(v.input);
+    if (v.output.isEmpty()) return tr("Choose where the converted model goes.");
+    if (QDir::cleanPath(QFileInfo(v.output).absoluteFilePath()) ==
+        QDir::cleanPath(QFileInfo(v.input).absoluteFilePath()))
+        return tr("Write the converted model to another folder.");
+    if (QFileInfo(v.output).isDir() && !QDir(v.output).isEmpty())
+        return tr("The folder %1 is not empty.").arg(v.output);
+    if (!QFileInfo(v.output).exists() && !folderOfFileExists(v.output))
+        return tr("The folder above %1 does not exist.").arg(v.output);
+    return {};
+}
+
+void ConvertWeightsDialog::revalidate() {
+    const QString why = validationMessage();
+    m_message->setText(why);
+    m_buttons->button(QDialogButtonBox::Ok)->setEnabled(why.isEmpty());
+}
+
+void ConvertWeightsDialog::accept() {
     revalidate();
     if (!validationMessage().isEmpty()) return;
     QDialog::accept();

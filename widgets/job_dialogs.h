@@ -1,4 +1,5 @@
-// The dialogs that start the studio's background jobs: "Label a dataset…", "Train RPN…" and "Evaluate…". They
+// The dialogs that start the studio's background jobs: "Label a dataset…", "Train RPN…", "Evaluate…",
+// "Import released labels…" and "Convert PyTorch weights…". They
 // edit plain values (no model, no core types) and refuse OK while a field is invalid, saying why under the
 // form.
 //
@@ -51,6 +52,22 @@ struct EvalDialogValues {
     QString postPrompt = QStringLiteral("\nAnswer the question using a single word or phrase.");
     int maxNewTokens = 128;
     bool saveReport = false;  // write <dataset>.eval.json next to the dataset
+};
+
+// SD-RPN's released pseudo-label .pkl files into a label store (sdrpn import-labels).
+struct ImportLabelsDialogValues {
+    QStringList pklFiles;  // one or more .pkl files
+    QString imageRoot;     // the folder the pkl's image paths start from
+    QString store;         // label store file (created when missing; samples already there are skipped)
+    QString dataset;       // "" = each file's name
+    QString preset;        // "" = by the maps' shape (576: llava-1.5-7b, 24×24: qwen2.5-vl-7b)
+    bool checkImages = true;
+};
+
+// A model folder's PyTorch .bin weights written as safetensors (sdrpn convert).
+struct ConvertDialogValues {
+    QString input;   // model folder with pytorch_model.bin or pytorch_model.bin.index.json
+    QString output;  // new or empty folder
 };
 
 class LabelDatasetDialog : public QDialog {
@@ -129,6 +146,53 @@ private:
     QLineEdit* m_postPrompt = nullptr;
     QSpinBox* m_maxTokens = nullptr;
     QCheckBox* m_save = nullptr;
+    QLabel* m_message = nullptr;
+    QDialogButtonBox* m_buttons = nullptr;
+};
+
+class ImportLabelsDialog : public QDialog {
+    Q_OBJECT
+public:
+    // `presets`: the label presets offered; the first entry is "by the maps' shape" (preset "").
+    explicit ImportLabelsDialog(const QStringList& presets, QWidget* parent = nullptr);
+
+    void setValues(const ImportLabelsDialogValues& values);
+    ImportLabelsDialogValues values() const;
+    QString validationMessage() const;
+
+public slots:
+    void accept() override;
+
+private:
+    void revalidate();
+
+    QLineEdit* m_pkl = nullptr;  // files separated by ';'
+    QLineEdit* m_imageRoot = nullptr;
+    QLineEdit* m_store = nullptr;
+    QLineEdit* m_dataset = nullptr;
+    QComboBox* m_preset = nullptr;
+    QCheckBox* m_checkImages = nullptr;
+    QLabel* m_message = nullptr;
+    QDialogButtonBox* m_buttons = nullptr;
+};
+
+class ConvertWeightsDialog : public QDialog {
+    Q_OBJECT
+public:
+    explicit ConvertWeightsDialog(QWidget* parent = nullptr);
+
+    void setValues(const ConvertDialogValues& values);
+    ConvertDialogValues values() const;
+    QString validationMessage() const;
+
+public slots:
+    void accept() override;
+
+private:
+    void revalidate();
+
+    QLineEdit* m_input = nullptr;
+    QLineEdit* m_output = nullptr;
     QLabel* m_message = nullptr;
     QDialogButtonBox* m_buttons = nullptr;
 };
