@@ -18,6 +18,10 @@
 
 namespace sdrpn::test {
 
+using io::dtypeName;
+using io::RawTensor;
+using io::SafetensorsArchive;
+
 inline std::vector<std::uint8_t> readBytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return std::vector<std::uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
