@@ -136,13 +136,21 @@ torch::Tensor DecoderBackbone::decodeStepDevice(Context& ctx, const torch::Tenso
         canStatic = cache.length(l) == position && cache.capacity(l) > position &&
                     cache.capacity(l) == cache.capacity(0);
     if (canStatic) {
+        const std::int64_t ropeOffset = decodeRopeOffset(ctx);
         auto decoder = std::static_pointer_cast<StaticDecoder>(ctx.backboneState());
-        if (!decoder || !decoder->fits(cache, position)) {
-            decoder = std::make_shared<StaticDecoder>(m_text, cache, m_info.device, mode);
+        if (!decoder || !decoder->fits(cache, position, ropeOffset)) {
+            decoder = std::make_shared<StaticDecoder>(m_text, cache, m_info.device, mode, ropeOffset);
             ctx.backboneState() = decoder;
         }
         auto logits = decoder->step(token, position);
-        ctx.appendTokens({kPendingToken}, {});
+        const std::vector<std::int64_t> ids{kPendingToken};
+        ctx.appendTokens(ids, {});
+        try {
+            appendPositions(ctx, ids, PromptInput{}, position);
+        } catch (...) {
+            ctx.truncate(position);
+            throw;
+        }
         cache.setLength(position + 1);
         return logits;
     }

@@ -87,7 +87,12 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const RopeTabl
         if (capture->measure) synchronize(x.device());
         const auto t0 = std::chrono::steady_clock::now();
         auto qRows = q[0].index_select(1, capture->localRows);  // [heads, S, d], post-RoPE
-        capture->result = attentionRows(qRows, keys[0], capture->positions, capture->columns, m_scale);
+        // The mask depends on the rows and the key count only: one for every layer of the call.
+        const std::int64_t rep = m_heads / m_kvHeads;
+        if (!capture->bias.defined() || capture->bias.size(1) != keys.size(2) ||
+            capture->bias.size(0) != rep * qRows.size(1))
+            capture->bias = captureRowsBias(capture->positions, keys.size(2), rep);
+        capture->result = attentionRowsBiased(qRows, keys[0], capture->bias, capture->columns, m_scale);
         if (capture->measure) synchronize(x.device());
         capture->seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         capture->scratchBytes =
@@ -206,7 +211,8 @@ torch::Tensor LlamaTextModelImpl::decodeStatic(const torch::Tensor& token, const
     TORCH_CHECK(cache.layerCount() == layerCount(), "static decode: the cache has ", cache.layerCount(),
                 " layers, the model ", layerCount());
     auto h = embed(token.reshape({1})).unsqueeze(0);  // [1, 1, hidden]
-    const auto rope = m_rope.table(step.position, h.scalar_type());
+    const auto rope =
+        m_rope.table(step.ropePosition.defined() ? step.ropePosition : step.position, h.scalar_type());
     for (int i = 0; i < layerCount(); ++i) {
         auto [keys, values] = cache.storage(i);
         h = m_layers[std::size_t(i)]->forwardStatic(h, rope, step, keys, values);

@@ -51,6 +51,7 @@ struct LayerCapture {
     torch::Tensor localRows;        // int64 [S] indices into the call's rows (device)
     torch::Tensor positions;        // int64 [S] absolute positions of those rows (device)
     torch::Tensor columns;          // int64 image key positions (device)
+    torch::Tensor bias;             // fp32 [rep·S, keys] causal mask of the rows: built by the first layer
     bool measure = false;           // synchronise the device around the recompute
     torch::Tensor result;           // out: [heads, S, columns] fp32
     double seconds = 0.0;           // out: time spent recomputing (summed over layers)
@@ -61,8 +62,11 @@ struct LayerCapture {
 // keys it may see are device tensors and the keys and values are written into the layer's whole reserved
 // storage, so every step has the same shapes and the same addresses (what a CUDA graph needs).
 struct StaticStep {
-    torch::Tensor position;  // int64 [1]: the row's position
+    torch::Tensor position;  // int64 [1]: the row's position (its index in the cache)
     torch::Tensor visible;   // bool [capacity]: keys at or before the position
+    // int64 [1]: the rotary position when it is not the cache index (Qwen2.5-VL decodes at index +
+    // rope_deltas); undefined: `position`.
+    torch::Tensor ropePosition = {};
 };
 
 class LlamaAttentionImpl : public torch::nn::Module {

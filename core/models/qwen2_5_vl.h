@@ -118,7 +118,8 @@ protected:
     // position with the grids of the call's image spans.
     void appendPositions(Context& ctx, const std::vector<std::int64_t>& ids, const PromptInput& prompt,
                          std::int64_t start) const override;
-    bool staticDecodeAllowed() const override { return false; }  // positions are not the cache index
+    // Decoded text rows sit at cache index + rope_deltas on all three streams: plain RoPE there.
+    std::int64_t decodeRopeOffset(const Context& ctx) const override { return ropeDelta(ctx); }
 
 private:
     io::QwenVlConfig m_cfg;

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "core/result.h"
 
@@ -59,6 +61,22 @@ const char* staticDecodeModeName(StaticDecodeMode mode) {
 }
 
 #ifdef SDRPN_WITH_CUDA
+namespace {
+
+// Every capture runs on one side stream per device, under one lock. A stream from the pool per capture
+// would give each of them a cuBLAS workspace of its own that lives as long as the process (tens of MiB
+// each, up to the pool's 32 streams: over 1 GiB of device memory after enough answers).
+std::mutex g_captureMutex;
+
+c10::cuda::CUDAStream captureStream(c10::DeviceIndex index) {
+    static std::map<c10::DeviceIndex, c10::cuda::CUDAStream> streams;
+    auto it = streams.find(index);
+    if (it == streams.end()) it = streams.emplace(index, c10::cuda::getStreamFromPool(false, index)).first;
+    return it->second;
+}
+
+}  // namespace
+
 struct StaticDecoder::Graph {
     at::cuda::CUDAGraph graph;
     bool captured = false;
@@ -67,8 +85,9 @@ struct StaticDecoder::Graph {
 struct StaticDecoder::Graph {};
 #endif
 
-StaticDecoder::StaticDecoder(LlamaTextModel text, KvCache& cache, torch::Device device, StaticDecodeMode mode)
-    : m_text(std::move(text)), m_cache(&cache), m_device(device), m_mode(mode) {
+StaticDecoder::StaticDecoder(LlamaTextModel text, KvCache& cache, torch::Device device, StaticDecodeMode mode,
+                             std::int64_t ropeOffset)
+    : m_text(std::move(text)), m_cache(&cache), m_device(device), m_mode(mode), m_ropeOffset(ropeOffset) {
     TORCH_CHECK(mode != StaticDecodeMode::Off, "StaticDecoder: mode off");
 #ifndef SDRPN_WITH_CUDA
     if (m_mode == StaticDecodeMode::Graph) m_mode = StaticDecodeMode::Eager;  // no graphs without CUDA
@@ -83,14 +102,16 @@ StaticDecoder::StaticDecoder(LlamaTextModel text, KvCache& cache, torch::Device 
     const auto longs = torch::TensorOptions().dtype(torch::kLong).device(device);
     m_token = torch::zeros({1}, longs);
     m_position = torch::zeros({1}, longs);
+    if (m_ropeOffset != 0) m_ropePosition = torch::zeros({1}, longs);
     m_keyPositions = torch::arange(m_capacity, longs);
     m_graph = std::make_unique<Graph>();
 }
 
 StaticDecoder::~StaticDecoder() = default;
 
-bool StaticDecoder::fits(const KvCache& cache, std::int64_t position) const {
-    if (cache.layerCount() == 0 || cache.capacity(0) != m_capacity || position < 0 || position >= m_capacity)
+bool StaticDecoder::fits(const KvCache& cache, std::int64_t position, std::int64_t ropeOffset) const {
+    if (ropeOffset != m_ropeOffset || cache.layerCount() == 0 || cache.capacity(0) != m_capacity ||
+        position < 0 || position >= m_capacity)
         return false;
     return cache.storage(0).first.data_ptr() == m_storage;
 }
@@ -104,17 +125,18 @@ bool StaticDecoder::graphed() const {
 }
 
 void StaticDecoder::run() {
-    StaticStep step{m_position, m_keyPositions.le(m_position)};
+    StaticStep step{m_position, m_keyPositions.le(m_position), m_ropePosition};
     m_logits = m_text->decodeStatic(m_token, step, *m_cache);
 }
 
 torch::Tensor StaticDecoder::step(const torch::Tensor& token, std::int64_t position) {
     torch::NoGradGuard noGrad;
-    TORCH_CHECK(fits(*m_cache, position), "StaticDecoder: position ", position, " outside the storage of ",
-                m_capacity, " positions (or the cache was reallocated)");
+    TORCH_CHECK(fits(*m_cache, position, m_ropeOffset), "StaticDecoder: position ", position,
+                " outside the storage of ", m_capacity, " positions (or the cache was reallocated)");
     TORCH_CHECK(token.defined() && token.numel() == 1, "StaticDecoder: one token expected");
     m_token.copy_(token.reshape({1}), /*non_blocking=*/true);  // device to device: no synchronisation
     m_position.fill_(position);                                // a kernel argument, not a copy
+    if (m_ropePosition.defined()) m_ropePosition.fill_(position + m_ropeOffset);
     if (m_mode == StaticDecodeMode::Eager) {
         run();
         return m_logits;
@@ -127,8 +149,9 @@ torch::Tensor StaticDecoder::step(const torch::Tensor& token, std::int64_t posit
     // First step: run it for real on a side stream (which also warms that stream's cuBLAS workspace), then
     // capture the same step there. Rerunning it during capture records the kernels without executing them.
     const auto index = m_device.has_index() ? m_device.index() : c10::DeviceIndex(0);
+    std::lock_guard<std::mutex> captureLock(g_captureMutex);
     auto mainStream = c10::cuda::getCurrentCUDAStream(index);
-    auto side = c10::cuda::getStreamFromPool(false, index);
+    auto side = captureStream(index);
     at::cuda::CUDAEvent ready, done;
     ready.record(mainStream);
     ready.block(side);

@@ -41,13 +41,17 @@ const char* staticDecodeModeName(StaticDecodeMode mode);
 
 class StaticDecoder {
 public:
-    StaticDecoder(LlamaTextModel text, KvCache& cache, torch::Device device, StaticDecodeMode mode);
+    // `ropeOffset`: rotary position minus cache index of every decoded row (0 for plain RoPE; Qwen2.5-VL's
+    // rope_deltas after an image).
+    StaticDecoder(LlamaTextModel text, KvCache& cache, torch::Device device, StaticDecodeMode mode,
+                  std::int64_t ropeOffset = 0);
     ~StaticDecoder();
     StaticDecoder(const StaticDecoder&) = delete;
     StaticDecoder& operator=(const StaticDecoder&) = delete;
 
-    // Whether the cache still has the storage this decoder was built on and room at `position`.
-    bool fits(const KvCache& cache, std::int64_t position) const;
+    // Whether the cache still has the storage this decoder was built on and room at `position`, and the
+    // decoder was built for this rotary offset.
+    bool fits(const KvCache& cache, std::int64_t position, std::int64_t ropeOffset = 0) const;
     // Feeds `token` (int64, one element, on the device) at `position` and returns the next-token logits
     // [vocab] fp32 (a tensor of its own). Writes the row's keys and values into the storage; the caller then
     // sets the cache's length to position + 1.
@@ -62,8 +66,9 @@ private:
     torch::Device m_device;
     StaticDecodeMode m_mode;
     std::int64_t m_capacity = 0;
+    std::int64_t m_ropeOffset = 0;
     const void* m_storage = nullptr;  // layer 0's key storage when built
-    torch::Tensor m_token, m_position, m_keyPositions, m_logits;
+    torch::Tensor m_token, m_position, m_ropePosition, m_keyPositions, m_logits;
     std::unique_ptr<Graph> m_graph;
 };
 

@@ -27,6 +27,7 @@
 #include "core/models/generation.h"
 #include "core/models/qwen2_5_vl.h"
 #include "core/models/registry.h"
+#include "core/models/static_decoder.h"
 #include "tests/support/test_support.h"
 
 using namespace sdrpn;
@@ -333,6 +334,38 @@ TEST_F(QwenParity, DecodeStepAndDeviceStepAgree) {
         EXPECT_TRUE(torch::equal(la, lb));
     }
     EXPECT_TRUE(torch::equal(s_model->positions(*a), s_model->positions(*b)));
+}
+
+TEST_F(QwenParity, StaticDecodeAfterAnImageContinuesAtTheRopeDelta) {
+    // The static decoder (what a CUDA graph replays; forced on the CPU here) after an M-RoPE prompt, whose
+    // decoded rows sit at cache index + rope_deltas: the same logits and positions as the normal step.
+    struct ModeGuard {
+        ModeGuard() { setStaticDecodeMode(StaticDecodeMode::Eager); }
+        ~ModeGuard() { clearStaticDecodeMode(); }
+    } guard;
+    const std::int64_t delta = ref("rope_deltas").item<std::int64_t>();
+    ASSERT_NE(delta, 0) << "the fixture's prompt should move the positions";
+    auto a = s_model->newContext();
+    auto logits = s_model->prefill(*a, prompt()).logits;
+    auto b = s_model->newContext();
+    b->reserve(kSeq + 8);
+    EXPECT_TRUE(torch::equal(s_model->prefill(*b, prompt()).logits, logits));
+    std::int64_t token = logits.argmax().item<std::int64_t>();
+    double worst = 0;
+    for (int i = 0; i < 5; ++i) {
+        SCOPED_TRACE("step " + std::to_string(i));
+        auto la = s_model->decodeStep(*a, token);
+        auto lb = s_model->decodeStepDevice(*b, torch::tensor({token}, torch::kLong));
+        b->setToken(kSeq + i, token);
+        ASSERT_NE(b->backboneState(), nullptr) << "the static decoder was not used";
+        EXPECT_TENSOR_NEAR(lb, la, kTol);
+        worst = std::max(worst, maxDiff(lb, la));
+        token = la.argmax().item<std::int64_t>();
+    }
+    std::cout << "static decode after M-RoPE max |diff| " << worst << "\n";
+    EXPECT_EQ(s_model->ropeDelta(*b), delta);
+    EXPECT_TRUE(torch::equal(s_model->positions(*a), s_model->positions(*b)));
+    EXPECT_EQ(a->tokens(), b->tokens());
 }
 
 TEST_F(QwenParity, VisionTowerAndEndToEndFromPixelValues) {
