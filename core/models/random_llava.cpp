@@ -83,36 +83,40 @@ io::LlavaConfig randomLlavaConfig(const std::string& preset) {
     return io::parseLlavaConfig(config.dump(), "random " + preset);
 }
 
-WeightMap randomLlavaWeights(const io::LlavaConfig& cfg, torch::Device device, torch::ScalarType dtype,
-                             std::uint64_t seed, bool deterministic) {
+WeightMap randomWeightsFor(const std::vector<WeightSpec>& specs, torch::Device device,
+                           torch::ScalarType dtype, std::uint64_t seed, bool deterministic, double qkStd) {
     torch::NoGradGuard noGrad;
-    const bool demo = cfg.text.hiddenSize <= 256;
     WeightMap w;
-    if (deterministic) {
-        torch::manual_seed(seed);
-    } else if (device.is_cuda()) {
+    if (!deterministic && device.is_cuda())
         torch::cuda::manual_seed(seed);
-    } else {
+    else
         torch::manual_seed(seed);
-    }
     const auto drawOn = deterministic ? torch::Device(torch::kCPU) : device;
     const auto drawType = deterministic ? torch::kFloat : dtype;
     const auto opts = torch::TensorOptions().device(drawOn).dtype(drawType);
-    for (const auto& spec : llavaWeightSpecs(cfg)) {
+    for (const auto& spec : specs) {
         const auto& n = spec.name;
         torch::Tensor t;
         if (endsWith(n, ".bias")) {
             t = torch::zeros(spec.shape, opts);
-        } else if (n.find("norm") != std::string::npos && spec.shape.size() == 1) {
+        } else if (spec.shape.size() == 1 &&
+                   (n.find("norm") != std::string::npos || n.find("ln_q") != std::string::npos)) {
             t = torch::ones(spec.shape, opts);  // layer_norm / rms norm weights
         } else {
-            const bool qk = n.find("language_model") != std::string::npos &&
+            const bool qk = n.find("visual") == std::string::npos &&
+                            n.find("vision_tower") == std::string::npos &&
                             (n.find("q_proj") != std::string::npos || n.find("k_proj") != std::string::npos);
-            t = torch::randn(spec.shape, opts).mul_(demo && qk ? 0.12 : 0.02);
+            t = torch::randn(spec.shape, opts).mul_(qk && qkStd > 0 ? qkStd : 0.02);
         }
         w[n] = t.to(device, dtype);
     }
     return w;
+}
+
+WeightMap randomLlavaWeights(const io::LlavaConfig& cfg, torch::Device device, torch::ScalarType dtype,
+                             std::uint64_t seed, bool deterministic) {
+    const bool demo = cfg.text.hiddenSize <= 256;
+    return randomWeightsFor(llavaWeightSpecs(cfg), device, dtype, seed, deterministic, demo ? 0.12 : 0.0);
 }
 
 std::shared_ptr<const LlavaModel> makeRandomLlava(const io::LlavaConfig& cfg, torch::Device device,

@@ -28,6 +28,13 @@ std::vector<std::string> randomLlavaPresets();
 // Throws sdrpn::Error naming the preset and the known ones.
 io::LlavaConfig randomLlavaConfig(const std::string& preset);
 
+// Random weights for `specs`: N(0, std) for matrices and embeddings (`qkStd` for the language model's q/k
+// projections when > 0), 1 for norm weights, 0 for biases; drawn on the CPU in fp32 from `seed` when
+// `deterministic`, else on `device` in `dtype`.
+WeightMap randomWeightsFor(const std::vector<WeightSpec>& specs, torch::Device device,
+                           torch::ScalarType dtype, std::uint64_t seed, bool deterministic,
+                           double qkStd = 0.0);
+
 // Random weights for every tensor of llavaWeightSpecs(cfg), drawn on the CPU in fp32 from `seed` when
 // `deterministic` (small models, checks across devices), else drawn on `device` directly in `dtype`.
 WeightMap randomLlavaWeights(const io::LlavaConfig& cfg, torch::Device device, torch::ScalarType dtype,
