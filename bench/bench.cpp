@@ -1,12 +1,15 @@
 // sdrpn-bench: timings of the model core on this machine and what SD-RPN costs on top of a plain answer.
 //
-//   sdrpn-bench [--preset demo|llava-1.5-7b|llava-1.5-13b | --model DIR] [--device cpu|cuda] [--dtype D]
+//   sdrpn-bench [--preset demo|llava-1.5-7b|llava-1.5-13b|qwen2.5-vl-7b|qwen2.5-vl-demo | --model DIR]
+//               [--device cpu|cuda] [--dtype D]
 //               [--repeats N] [--decode-tokens N] [--answer-tokens N] [--prefix-tokens N]
 //               [--suffix-tokens N] [--rpn-k K] [--rpn-t T] [--threads N] [--json FILE] [--check]
 //
-// The model is a LLaVA-1.5 with random weights of the preset's real shapes, built on the device (nothing to
-// download), or a model folder (--model). The prompt is one image between --prefix-tokens text tokens (the
-// system prompt, BOS included) and --suffix-tokens (the question). Every row is the median of --repeats
+// The model is a LLaVA-1.5 or Qwen2.5-VL with random weights of the preset's real shapes, built on the device
+// (nothing to download), or a model folder (--model). The prompt is one image between --prefix-tokens text
+// tokens (the system prompt, BOS included) and --suffix-tokens (the question); for Qwen2.5-VL the image is
+// 672×672 pixels (the paper's evaluation budget: 24×24 merged cells) between <|vision_start|> and
+// <|vision_end|>, which take the last prefix and the first suffix token. Every row is the median of --repeats
 // runs after a warm-up, timed with the device synchronised; decoding feeds each argmax back on the device
 // and synchronises once per run. The CPU rows at the end (labels from stored maps, RoI post-processing) are
 // the studio's per-slider-move paths. --check first compares the device with the CPU on the demo shapes
@@ -30,7 +33,9 @@
 #include "core/models/device_stats.h"
 #include "core/models/generation.h"
 #include "core/models/geometry.h"
+#include "core/models/qwen2_5_vl.h"
 #include "core/models/random_llava.h"
+#include "core/models/random_qwen.h"
 #include "core/models/registry.h"
 #include "core/models/static_decoder.h"
 #include "core/result.h"
@@ -40,6 +45,7 @@
 
 using namespace sdrpn;
 using models::Backbone;
+using models::DecoderBackbone;
 using models::LlavaModel;
 
 namespace {
@@ -70,7 +76,8 @@ std::string pct(double value, double base) {
 
 [[noreturn]] void usage(int code) {
     std::cerr
-        << "usage: sdrpn-bench [--preset demo|llava-1.5-7b|llava-1.5-13b | --model DIR] [--device cpu|cuda]\n"
+        << "usage: sdrpn-bench [--preset demo|llava-1.5-7b|llava-1.5-13b|qwen2.5-vl-7b|qwen2.5-vl-demo |\n"
+           "                    --model DIR] [--device cpu|cuda]\n"
            "                   [--dtype fp32|bf16|fp16] [--repeats N] [--decode-tokens N] [--answer-tokens "
            "N]\n"
            "                   [--prefix-tokens N] [--suffix-tokens N] [--rpn-k K] [--rpn-t T] [--threads "
@@ -179,6 +186,97 @@ struct CheckLog {
 double relErr(const torch::Tensor& a, const torch::Tensor& ref) {
     auto x = a.to(torch::kCPU, torch::kDouble), r = ref.to(torch::kCPU, torch::kDouble);
     return (x - r).norm().item<double>() / std::max(r.norm().item<double>(), 1e-30);
+}
+
+// Qwen2.5-VL demo shapes: M-RoPE prefill, the static / CUDA-graph decode at cache index + rope_deltas, and
+// pass 2 with reused keys and values, the device against the CPU.
+void runQwenChecks(const Options& o, torch::Device device, torch::ScalarType dtype, CheckLog& log) {
+    const auto cfg = models::randomQwenVlConfig("qwen2.5-vl-demo");
+    auto cpu = models::makeRandomQwenVl(cfg, torch::kCPU, torch::kFloat, 13, true);
+    const models::ImageGrid grid{8, 12};  // 224 x 336 pixels: a grid that is not square
+    torch::manual_seed(4);
+    const auto pixels = torch::randn({3, grid.rows * 28, grid.cols * 28});
+    std::vector<std::int64_t> ids{1};
+    std::mt19937 rng(6);
+    for (int i = 1; i < o.prefixTokens; ++i) ids.push_back(2 + std::int64_t(rng() % 990));
+    ids.push_back(cfg.visionStartTokenId);
+    ids.insert(ids.end(), std::size_t(grid.cells()), models::kImageSlot);
+    ids.push_back(cfg.visionEndTokenId);
+    for (int i = 0; i < o.suffixTokens; ++i) ids.push_back(2 + std::int64_t(rng() % 990));
+    const std::int64_t prefix = o.prefixTokens + 1 + grid.cells();
+    models::GenerationOptions gen;
+    gen.maxNewTokens = 12;
+    gen.stopAtEos = false;
+    gen.syncEvery = 1;
+    models::PromptInput refPrompt;
+    refPrompt.ids = ids;
+    refPrompt.images = {cpu->encodeImage(pixels)};
+    refPrompt.grids = {grid};
+    auto refCtx = cpu->newContext();
+    const auto refPrefill = cpu->prefill(*refCtx, refPrompt);
+    const auto refGen = models::generateFrom(*cpu, *refCtx, refPrefill.logits, gen, JobContext{});
+
+    std::vector<torch::ScalarType> types{torch::kFloat};
+    if (dtype != torch::kFloat) types.push_back(dtype);
+    for (auto t : types) {
+        const std::string tag = "[qwen " + models::computeDTypeName(t) + " on " + device.str() + "] ";
+        const bool exact = t == torch::kFloat;
+        auto model = models::makeRandomQwenVl(cfg, device, t, 13, true);
+        models::PromptInput prompt = refPrompt;
+        prompt.images = {model->encodeImage(pixels.to(device, t))};
+        log.line(tag + "image features vs CPU fp32 (relative)", relErr(prompt.images[0], refPrompt.images[0]),
+                 exact ? 1e-4 : 3e-2);
+        torch::Tensor opByOp;
+        std::vector<models::StaticDecodeMode> modes{models::StaticDecodeMode::Off};
+        for (const auto m : {models::staticDecodeMode(device), models::StaticDecodeMode::Eager})
+            if (std::find(modes.begin(), modes.end(), m) == modes.end()) modes.push_back(m);
+        for (const auto m : modes) {
+            models::setStaticDecodeMode(m);
+            gen.syncEvery = 4;
+            auto ctx = model->newContext();
+            ctx->reserve(std::int64_t(ids.size()) + gen.maxNewTokens);
+            const auto p = model->prefill(*ctx, prompt);
+            const auto g = models::generateFrom(*model, *ctx, p.logits, gen, JobContext{});
+            models::clearStaticDecodeMode();
+            const std::string mode = models::staticDecodeModeName(m);
+            if (m == models::StaticDecodeMode::Off) opByOp = g.stepLogits;
+            if (exact) {
+                int same = 0;
+                for (std::size_t i = 0; i < std::min(g.tokens.size(), refGen.tokens.size()); ++i)
+                    same += g.tokens[i] == refGen.tokens[i];
+                log.line(tag + "decode (" + mode + ") tokens differing from the CPU's",
+                         double(refGen.tokens.size()) - same, 0);
+                log.line(tag + "decode (" + mode + ") step logits vs CPU fp32 (relative)",
+                         relErr(g.stepLogits, refGen.stepLogits), 1e-4);
+            } else if (m != models::StaticDecodeMode::Off) {
+                log.line(tag + "decode (" + mode + ") first step logits vs op by op (relative)",
+                         relErr(g.stepLogits.narrow(0, 0, 1), opByOp.narrow(0, 0, 1)), 5e-2);
+            }
+        }
+        const int K = 4;
+        auto reuse = model->newContext();
+        models::PrefillOptions pass1;
+        pass1.endLayer = K;
+        pass1.keepHidden = {K};
+        pass1.computeLogits = false;
+        const auto p1 = model->prefill(*reuse, prompt, pass1);
+        model->completePrefix(*reuse, p1.hidden.at(K), K, prefix);
+        models::PromptInput rest;
+        rest.ids.assign(std::size_t(grid.cells()), models::kImageSlot);
+        rest.ids.insert(rest.ids.end(), ids.begin() + prefix, ids.end());
+        rest.images = {prompt.images[0].flip({0})};
+        rest.grids = {grid};
+        const auto reused = model->prefill(*reuse, rest);
+        auto fresh = model->newContext();
+        models::PromptInput full;
+        full.ids.assign(ids.begin(), ids.begin() + prefix);
+        full.ids.insert(full.ids.end(), rest.ids.begin(), rest.ids.end());
+        full.images = {prompt.images[0], rest.images[0]};
+        full.grids = {grid, grid};
+        const auto freshP = model->prefill(*fresh, full);
+        log.line(tag + "pass 2 with KV reuse vs fresh prefill (relative)",
+                 relErr(reused.logits, freshP.logits), exact ? 1e-4 : 5e-2);
+    }
 }
 
 int runChecks(const Options& o, torch::Device device, torch::ScalarType dtype) {
@@ -314,6 +412,7 @@ int runChecks(const Options& o, torch::Device device, torch::ScalarType dtype) {
         log.line(tag + "pass 2 with KV reuse vs fresh prefill (relative)",
                  relErr(reused.logits, freshP.logits), exact ? 1e-4 : 5e-2);
     }
+    runQwenChecks(o, device, dtype, log);
     std::printf("checks: %d failed\n", log.failures);
     return log.failures == 0 ? 0 : 1;
 }
@@ -343,13 +442,21 @@ int main(int argc, char** argv) {
             JobContext job;
             owner = models::loadBackbone(o.modelDir, lo, job);
             what = o.modelDir;
+        } else if (o.preset.rfind("qwen", 0) == 0) {
+            owner = models::makeRandomQwenVl(models::randomQwenVlConfig(o.preset), device, dtype, 0);
+            what = o.preset + " (random weights)";
         } else {
             owner = models::makeRandomLlava(models::randomLlavaConfig(o.preset), device, dtype, 0);
             what = o.preset + " (random weights)";
         }
         const Backbone& model = *owner;
-        const auto* llava = dynamic_cast<const LlavaModel*>(&model);
+        const auto* decoder = dynamic_cast<const DecoderBackbone*>(&model);
+        const auto* qwen = dynamic_cast<const models::Qwen2_5VlModel*>(&model);
         const auto& info = model.info();
+        // Image geometry: the model's square input, or for Qwen2.5-VL 672² pixels, 24×24 merged cells.
+        const models::ImageGrid grid = qwen ? models::ImageGrid{24, 24} : info.grid;
+        const std::int64_t imageTokens = qwen ? grid.cells() : info.imageTokens;
+        const int imageSide = qwen ? 672 : info.imageSize;
         models::synchronizeDevice(device);
         const double buildSeconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - built).count();
@@ -360,25 +467,30 @@ int main(int argc, char** argv) {
         const std::int64_t textIds = std::max<std::int64_t>(3, std::min<std::int64_t>(info.vocab, 32000) - 2);
         std::vector<std::int64_t> ids{info.bosTokenId >= 0 ? info.bosTokenId : 1};
         for (int i = 1; i < o.prefixTokens; ++i) ids.push_back(2 + std::int64_t(rng() % textIds));
-        ids.insert(ids.end(), std::size_t(info.imageTokens), models::kImageSlot);
+        if (qwen) ids.back() = qwen->visionStartTokenId();
+        ids.insert(ids.end(), std::size_t(imageTokens), models::kImageSlot);
         for (int i = 0; i < o.suffixTokens; ++i) ids.push_back(2 + std::int64_t(rng() % textIds));
-        const std::int64_t prefix = o.prefixTokens + info.imageTokens;
+        if (qwen) ids[std::size_t(o.prefixTokens + imageTokens)] = qwen->visionEndTokenId();
+        const std::int64_t prefix = o.prefixTokens + imageTokens;
         const std::int64_t promptLength = std::int64_t(ids.size());
         const std::int64_t reserve =
-            promptLength + info.imageTokens + std::max(o.decodeTokens, o.answerTokens) + 8;
+            promptLength + imageTokens + std::max(o.decodeTokens, o.answerTokens) + 8;
         torch::manual_seed(2);
-        const auto pixels = torch::randn({3, info.imageSize, info.imageSize}).to(device, dtype);
-        const auto cropPixels = torch::randn({3, info.imageSize, info.imageSize}).to(device, dtype);
+        const auto pixels = torch::randn({3, imageSide, imageSide}).to(device, dtype);
+        const auto cropPixels = torch::randn({3, imageSide, imageSide}).to(device, dtype);
+        std::vector<models::ImageGrid> oneGrid, twoGrids;
+        if (qwen) oneGrid = {grid}, twoGrids = {grid, grid};
 
         std::vector<Row> rows;
         nlohmann::json values;
         torch::Tensor features;
         rows.push_back({"vision", "vision tower + projector",
                         medianOf(o.repeats, device, [&] { features = model.encodeImage(pixels); }),
-                        "1 image, " + std::to_string(info.imageTokens) + " tokens"});
+                        "1 image, " + std::to_string(imageTokens) + " tokens"});
         models::PromptInput prompt;
         prompt.ids = ids;
         prompt.images = {features};
+        prompt.grids = oneGrid;
 
         auto prefillWith = [&](const models::CaptureRequest& req, models::CaptureStats* stats) {
             return medianOf(o.repeats, device, [&] {
@@ -444,8 +556,10 @@ int main(int argc, char** argv) {
         values["decode_mode"] = models::staticDecodeModeName(mode);
 
         // SD-RPN (sdrpn.md §4): pass 1 to layer K, the twig, pass 2 with or without the prefix's KV.
-        if (llava) {
-            const int K = o.rpnK > 0 ? o.rpnK : (info.layers >= 32 ? 15 : std::max(1, info.layers / 2));
+        if (decoder) {
+            // K: the released checkpoints' (LLaVA-1.5 15, Qwen2.5-VL-7B 16), half the layers for demo shapes.
+            const int K =
+                o.rpnK > 0 ? o.rpnK : (info.layers >= 28 ? (qwen ? 16 : 15) : std::max(1, info.layers / 2));
             const int T = o.rpnT;
             if (K + T - 1 > info.layers)
                 throw Error("--rpn-k/--rpn-t do not fit a model of " + std::to_string(info.layers) +
@@ -455,9 +569,13 @@ int main(int argc, char** argv) {
             pass1.endLayer = K;
             pass1.keepHidden = {K};
             pass1.computeLogits = false;
-            const auto grid = info.grid;
-            const auto geometry =
-                models::makeGridGeometry(info.imageSize, info.imageSize, models::ImageFit::Pad);
+            const auto geometry = models::makeGridGeometry(imageSide, imageSide, models::ImageFit::Pad);
+            // The twig's rotary rows: plain positions for LLaVA, the prompt's M-RoPE rows for Qwen2.5-VL.
+            auto twig = [&](const models::Context& c, const torch::Tensor& hidden) {
+                if (!qwen) return rpn->forward(hidden, promptLength - 1, o.prefixTokens, imageTokens);
+                const auto rope = qwen->ropeRows(c, 0, promptLength, hidden.scalar_type());
+                return rpn->forward(hidden, promptLength - 1, o.prefixTokens, imageTokens, &rope);
+            };
             models::PrefillResult p1;
             std::unique_ptr<models::Context> ctx;
             const double tPass1 = medianOf(o.repeats, device, [&] {
@@ -466,21 +584,20 @@ int main(int argc, char** argv) {
                 p1 = model.prefill(*ctx, prompt, pass1);
             });
             torch::Tensor roiLogits;
-            const double tRpn = medianOf(o.repeats, device, [&] {
-                roiLogits = rpn->forward(p1.hidden.at(K), promptLength - 1, o.prefixTokens, info.imageTokens);
-            });
+            const double tRpn = medianOf(o.repeats, device, [&] { roiLogits = twig(*ctx, p1.hidden.at(K)); });
             ctx.reset();  // nothing from these rows stays allocated for the end-to-end runs and their memory
             p1 = models::PrefillResult{};
             models::PromptInput rest;
-            rest.ids.assign(std::size_t(info.imageTokens), models::kImageSlot);
+            rest.ids.assign(std::size_t(imageTokens), models::kImageSlot);
             rest.ids.insert(rest.ids.end(), ids.begin() + prefix, ids.end());
             rest.images = {features};
+            rest.grids = oneGrid;
             const double tReuse = medianOf(o.repeats, device,
                                            [&] {
                                                auto c = model.newContext();
                                                c->reserve(reserve);
                                                auto p = model.prefill(*c, prompt, pass1);
-                                               llava->completePrefix(*c, p.hidden.at(K), K, prefix);
+                                               decoder->completePrefix(*c, p.hidden.at(K), K, prefix);
                                                model.prefill(*c, rest);
                                            }) -
                                   tPass1;
@@ -488,6 +605,7 @@ int main(int argc, char** argv) {
             full.ids.assign(ids.begin(), ids.begin() + prefix);
             full.ids.insert(full.ids.end(), rest.ids.begin(), rest.ids.end());
             full.images = {features, features};
+            full.grids = twoGrids;
             const double tFresh = medianOf(o.repeats, device, [&] {
                 auto c = model.newContext();
                 c->reserve(reserve);
@@ -503,13 +621,27 @@ int main(int argc, char** argv) {
 
             // End to end: a baseline answer against an SD-RPN answer (both from the pixels, both decoding
             // --answer-tokens tokens; the RoI map goes to the host for post-processing, as in the studio).
+            // `trace`: the allocator's current and peak MiB after each stage (where the peak comes from).
+            nlohmann::json* trace = nullptr;
+            auto stage = [&](const char* name) {
+                if (!trace) return;
+                models::synchronizeDevice(device);
+                const auto m = models::memoryStats(device);
+                (*trace)[name] = {{"current_mb", double(m.currentBytes) / (1 << 20)},
+                                  {"peak_mb", double(m.peakBytes) / (1 << 20)}};
+            };
             auto baselineRun = [&] {
+                stage("start");
                 auto c = model.newContext();
                 c->reserve(promptLength + o.answerTokens);
+                stage("reserved");
                 models::PromptInput pi = prompt;
                 pi.images = {model.encodeImage(pixels)};
+                stage("vision");
                 const auto p = model.prefill(*c, pi);
+                stage("prefill");
                 decodeOnDevice(model, *c, p.logits, o.answerTokens - 1);
+                stage("decode");
             };
             auto sdrpnRun = [&](bool reuseKv) {
                 auto c = model.newContext();
@@ -517,16 +649,14 @@ int main(int argc, char** argv) {
                 models::PromptInput pi = prompt;
                 pi.images = {model.encodeImage(pixels)};
                 const auto p = model.prefill(*c, pi, pass1);
-                auto logits = rpn->forward(p.hidden.at(K), promptLength - 1, o.prefixTokens, info.imageTokens)
-                                  .to(torch::kCPU, torch::kFloat)
-                                  .contiguous();
+                auto logits = twig(*c, p.hidden.at(K)).to(torch::kCPU, torch::kFloat).contiguous();
                 std::vector<float> v(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
                 const auto roi = postprocessRoi(v, grid.rows, grid.cols, RoiSettings{}, geometry);
                 (void)roi;  // random weights: time the bbox branch whatever the map says
                 const auto cropFeatures = model.encodeImage(cropPixels);
                 models::PrefillResult p2;
                 if (reuseKv) {
-                    llava->completePrefix(*c, p.hidden.at(K), K, prefix);
+                    decoder->completePrefix(*c, p.hidden.at(K), K, prefix);
                     models::PromptInput r2 = rest;
                     r2.images = {cropFeatures};
                     p2 = model.prefill(*c, r2);
@@ -545,9 +675,13 @@ int main(int argc, char** argv) {
             // Peak memory of one answer each way (weights included), as HF's max_memory_allocated counts it.
             models::synchronizeDevice(device);
             models::resetPeakMemory(device);
+            nlohmann::json baseTrace;
+            trace = &baseTrace;
             baselineRun();
+            trace = nullptr;
             models::synchronizeDevice(device);
             const auto baseMem = models::memoryStats(device);
+            if (device.is_cuda()) values["memory_trace_baseline_answer"] = baseTrace;
             models::resetPeakMemory(device);
             sdrpnRun(true);
             models::synchronizeDevice(device);
@@ -593,13 +727,13 @@ int main(int argc, char** argv) {
         {
             // A LLaVA-1.5-7B map set (32 layers x 32 heads) or the model's own when larger.
             const int layers = std::max(info.layers, 32), heads = std::max(info.heads, 32), answerRows = 8;
-            const int cells = int(info.grid.cells()) > 0 ? int(info.grid.cells()) : 576;
+            const int cells = int(grid.cells()) > 0 ? int(grid.cells()) : 576;
             models::AttentionMaps maps;
             maps.heads = heads;
             maps.imageKeys = cells;
             for (int r = 0; r < answerRows; ++r)
                 maps.rows.push_back({promptLength + r, 100 + r, models::QueryKind::Answer});
-            maps.imageSpans.push_back({o.prefixTokens, cells, info.grid});
+            maps.imageSpans.push_back({o.prefixTokens, cells, grid});
             for (int k = 0; k < cells; ++k) maps.imageKeyPositions.push_back(o.prefixTokens + k);
             std::uniform_real_distribution<float> u(0.0f, 2.0f / float(cells));
             for (int l = 0; l < layers; ++l) {
@@ -628,22 +762,23 @@ int main(int argc, char** argv) {
                 }));
             rows.push_back({"denoise_all_layers", "re-denoise every layer's map (CPU)", median(t),
                             std::to_string(layers) + " layers x " + std::to_string(heads) + " heads x " +
-                                std::to_string(answerRows) + " rows, " + std::to_string(info.grid.rows) +
-                                "x" + std::to_string(info.grid.cols)});
+                                std::to_string(answerRows) + " rows, " + std::to_string(grid.rows) + "x" +
+                                std::to_string(grid.cols)});
             std::normal_distribution<float> n(-3.0f, 2.0f);
             std::vector<float> logits(static_cast<std::size_t>(cells));
             for (auto& v : logits) v = n(rng);
             const auto geometry = models::makeGridGeometry(640, 480, models::ImageFit::Pad);
             const int postRuns = 2000;
             int zooms = 0;
-            const double ms = timed(torch::kCPU,
-                                    [&] {
-                                        for (int i = 0; i < postRuns; ++i)
-                                            zooms += postprocessRoi(logits, info.grid.rows, info.grid.cols,
-                                                                    RoiSettings{}, geometry)
-                                                         .zoom();
-                                    }) /
-                              postRuns;
+            const double ms =
+                timed(
+                    torch::kCPU,
+                    [&] {
+                        for (int i = 0; i < postRuns; ++i)
+                            zooms +=
+                                postprocessRoi(logits, grid.rows, grid.cols, RoiSettings{}, geometry).zoom();
+                    }) /
+                postRuns;
             rows.push_back({"roi_postprocess", "RoI post-processing (CPU)", ms, "per map"});
             if (ok < 0 || zooms < 0) std::printf("unreachable\n");
         }
@@ -655,13 +790,23 @@ int main(int argc, char** argv) {
             "model: %d layers, %d heads, hidden %d; prompt %lld tokens (%d + %lld image + %d); median of "
             "%d\n",
             info.layers, info.heads, info.hidden, (long long)promptLength, o.prefixTokens,
-            (long long)info.imageTokens, o.suffixTokens, o.repeats);
+            (long long)imageTokens, o.suffixTokens, o.repeats);
         std::printf("| %-48s | %10s | %-52s |\n|%s|%s|%s|\n", "what", "ms", "note",
                     std::string(50, '-').c_str(), std::string(12, '-').c_str(), std::string(54, '-').c_str());
         for (const auto& r : rows)
             std::printf("| %-48s | %10.3f | %-52s |\n", r.name.c_str(), r.ms, r.note.c_str());
         std::printf("peak memory %.0f MiB (%s), weights %.0f MiB\n", values["peak_memory_mb"].get<double>(),
                     mem.source.c_str(), values["weights_mb"].get<double>());
+        if (values.contains("memory_trace_baseline_answer")) {
+            std::printf("memory during one baseline answer (MiB, current / peak):");
+            for (const char* k : {"start", "reserved", "vision", "prefill", "decode"}) {
+                const auto& t = values["memory_trace_baseline_answer"];
+                if (t.contains(k))
+                    std::printf(" %s %.0f / %.0f;", k, t[k]["current_mb"].get<double>(),
+                                t[k]["peak_mb"].get<double>());
+            }
+            std::printf("\n");
+        }
 
         if (!o.jsonPath.empty()) {
             nlohmann::json j;

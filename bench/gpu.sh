@@ -4,21 +4,22 @@
 # On a machine with an NVIDIA GPU, a CUDA build of PyTorch (its LibTorch is what the core builds against),
 # transformers, CMake, ninja and a C++17 compiler (no Qt, OpenCV or sentencepiece needed):
 #   1. builds the LibTorch-only core and sdrpn-bench (-DSDRPN_TORCH_ONLY=ON);
-#   2. checks the GPU against the CPU on the demo shapes (sdrpn-bench --check, fp32 and the compute dtype);
+#   2. checks the GPU against the CPU on the demo shapes, LLaVA and Qwen2.5-VL (sdrpn-bench --check: fp32,
+#      bf16 and fp16);
 #   3. for each preset, runs sdrpn-bench and bench/hf_reference.py on the same shapes and prompt, one after
 #      the other on the same GPU, and prints our time over theirs for each row (bench/compare.py).
 #
-#   bench/gpu.sh [--presets "llava-1.5-7b llava-1.5-13b"] [--out DIR] [--repeats N] [--dtype bf16|fp16]
+#   bench/gpu.sh [--presets "llava-1.5-7b qwen2.5-vl-7b llava-1.5-13b"] [--out DIR] [--repeats N] [--dtype bf16|fp16]
 #                [--build-dir DIR] [--skip-hf] [--skip-check]
 #
 # Results: DIR (default $OUT, else bench-gpu) holds summary.md (everything printed, the comparison tables
-# included), build.log, check.log, ours-<preset>.json and hf-<preset>.json. Exit status: 0 when everything
+# included), build.log, check-<dtype>.log, ours-<preset>.json and hf-<preset>.json. Exit status: 0 when everything
 # ran (a missed target is reported, not an error), 1 when the build or the GPU check failed (a failed check
 # still runs the benchmarks, flagged in summary.md).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-presets="llava-1.5-7b llava-1.5-13b"
+presets="llava-1.5-7b qwen2.5-vl-7b llava-1.5-13b"
 out=${OUT:-$here/bench-gpu}
 repeats=10
 dtype=bf16
@@ -79,16 +80,21 @@ say "built in $(elapsed)"
 
 # 2. The GPU against the CPU (demo shapes: fp32 must match the CPU, the compute dtype within its rounding).
 if [ "$skip_check" = 0 ]; then
-  say "## check"
-  if ! "$bench" --check --preset demo --device cuda --dtype "$dtype" --repeats 3 --decode-tokens 16 \
-      >"$out/check.log" 2>&1; then
-    grep -E "^check|checks:|sdrpn-bench:" "$out/check.log" | tee -a "$summary"
-    say "GPU check FAILED after $(elapsed): the timings below are not to be trusted"
-    status=1
-  else
-    grep -E "^check|checks:" "$out/check.log" | tee -a "$summary"
-    say "checked in $(elapsed)"
-  fi
+  # The compute dtype first, then the other 16-bit type (LLaVA and Qwen2.5-VL demo shapes each time).
+  check_types=$dtype
+  case "$dtype" in bf16) check_types="bf16 fp16" ;; fp16) check_types="fp16 bf16" ;; esac
+  for t in $check_types; do
+    say "## check ($t)"
+    if ! "$bench" --check --preset demo --device cuda --dtype "$t" --repeats 1 --decode-tokens 4 \
+        --answer-tokens 2 >"$out/check-$t.log" 2>&1; then
+      grep -E "^check|checks:|sdrpn-bench:" "$out/check-$t.log" | tee -a "$summary"
+      say "GPU check ($t) FAILED after $(elapsed): the timings below are not to be trusted"
+      status=1
+    else
+      grep -E "^check|checks:" "$out/check-$t.log" | tee -a "$summary"
+      say "checked in $(elapsed)"
+    fi
+  done
 fi
 
 # 3. Ours, then theirs, preset by preset.

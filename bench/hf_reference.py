@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Reference timings of Hugging Face transformers' LLaVA-1.5 on the same workload as `sdrpn-bench`.
+"""Reference timings of Hugging Face transformers' LLaVA-1.5 and Qwen2.5-VL on the same workload as `sdrpn-bench`.
 
-Builds LlavaForConditionalGeneration with real LLaVA-1.5 shapes and RANDOM weights (nothing is downloaded),
-straight on the device in the compute dtype, and times the paths our C++ core competes with:
+Builds LlavaForConditionalGeneration or Qwen2_5_VLForConditionalGeneration with real shapes and RANDOM weights
+(nothing is downloaded), straight on the device in the compute dtype, and times the paths our C++ core
+competes with. Qwen2.5-VL gets a 672x672 image (2304 patches, 24x24 merged cells: 576 image tokens, the
+paper's evaluation budget) between <|vision_start|> and <|vision_end|>, which take the last prefix token and
+the first suffix token, as sdrpn-bench does:
 
   vision                        vision tower + projector for one image (get_image_features)
   prefill                       full forward of the prompt (text + 576 image tokens), sdpa, use_cache=True,
@@ -26,7 +29,8 @@ Usage:
   python3 bench/hf_reference.py --preset llava-1.5-7b --json out.json [--repeats 10] [--decode-tokens 32]
                                 [--prefix-tokens 5] [--suffix-tokens 35] [--device cuda] [--dtype bf16]
 
-Presets: llava-1.5-7b, llava-1.5-13b, demo (tiny shapes, still 576 image tokens; runs on a CPU).
+Presets: llava-1.5-7b, llava-1.5-13b, qwen2.5-vl-7b, demo and qwen2.5-vl-demo (tiny shapes, still 576 image
+tokens; run on a CPU).
 Needs torch and transformers (written against transformers 5.x, also tolerates late 4.x).
 """
 
@@ -121,6 +125,79 @@ PRESETS = {
     ),
 }
 
+# Qwen2.5-VL-7B (mllm_reference.md section 9) and the same structure at demo sizes.
+QWEN_PRESETS = {
+    "qwen2.5-vl-7b": dict(
+        vision=dict(
+            depth=32,
+            hidden_size=1280,
+            intermediate_size=3420,
+            num_heads=16,
+            in_channels=3,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=112,
+            out_hidden_size=3584,
+            fullatt_block_indexes=[7, 15, 23, 31],
+            hidden_act="silu",
+            tokens_per_second=2,
+        ),
+        text=dict(
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            vocab_size=152064,
+            rms_norm_eps=1e-6,
+            max_position_embeddings=128000,
+            hidden_act="silu",
+        ),
+        mrope_section=[16, 24, 24],
+        rope_theta=1000000.0,
+        image_token_id=151655,
+        video_token_id=151656,
+        vision_start_token_id=151652,
+        vision_end_token_id=151653,
+    ),
+    "qwen2.5-vl-demo": dict(
+        vision=dict(
+            depth=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_heads=2,
+            in_channels=3,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=112,
+            out_hidden_size=256,
+            fullatt_block_indexes=[1],
+            hidden_act="silu",
+            tokens_per_second=2,
+        ),
+        text=dict(
+            hidden_size=256,
+            intermediate_size=688,
+            num_hidden_layers=8,
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            vocab_size=1024,
+            rms_norm_eps=1e-6,
+            max_position_embeddings=128000,
+            hidden_act="silu",
+        ),
+        mrope_section=[4, 6, 6],
+        rope_theta=1000000.0,
+        image_token_id=1000,
+        video_token_id=1001,
+        vision_start_token_id=1002,
+        vision_end_token_id=1003,
+    ),
+}
+QWEN_GRID = 48  # patches per side of the 672x672 image
+
 WARMUPS = 2
 MAX_DECODE_REPEATS = 5
 MAX_GENERATE_REPEATS = 3
@@ -165,6 +242,7 @@ class Bench:
         self.torch = None
         self.model = None
         self.cuda = False
+        self.qwen = args.preset in QWEN_PRESETS
 
     # ---------------------------------------------------------------- helpers
 
@@ -242,7 +320,48 @@ class Bench:
             self.result["threads"] = torch.get_num_threads()
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.args.dtype]
 
+    def make_qwen_config(self):
+        from transformers import Qwen2_5_VLConfig
+
+        spec = QWEN_PRESETS[self.args.preset]
+        rope = {"rope_type": "default", "rope_theta": spec["rope_theta"], "mrope_section": spec["mrope_section"]}
+        text = dict(spec["text"], rope_parameters=rope, tie_word_embeddings=False)
+        try:
+            cfg = Qwen2_5_VLConfig(
+                text_config=text,
+                vision_config=dict(spec["vision"]),
+                image_token_id=spec["image_token_id"],
+                video_token_id=spec["video_token_id"],
+                vision_start_token_id=spec["vision_start_token_id"],
+                vision_end_token_id=spec["vision_end_token_id"],
+                tie_word_embeddings=False,
+            )
+        except Exception:  # noqa: BLE001 - 4.x: rope_scaling / rope_theta
+            text = dict(spec["text"], rope_theta=spec["rope_theta"],
+                        rope_scaling={"type": "mrope", "mrope_section": spec["mrope_section"]})
+            cfg = Qwen2_5_VLConfig(
+                text_config=text,
+                vision_config=dict(spec["vision"]),
+                image_token_id=spec["image_token_id"],
+                video_token_id=spec["video_token_id"],
+                vision_start_token_id=spec["vision_start_token_id"],
+                vision_end_token_id=spec["vision_end_token_id"],
+            )
+        self.image_token_id = spec["image_token_id"]
+        self.vision_start_id = spec["vision_start_token_id"]
+        self.vision_end_id = spec["vision_end_token_id"]
+        merge = spec["vision"]["spatial_merge_size"]
+        self.n_image_tokens = (QWEN_GRID // merge) ** 2
+        self.image_size = QWEN_GRID * spec["vision"]["patch_size"]
+        self.patch_dim = (
+            spec["vision"]["in_channels"] * spec["vision"]["temporal_patch_size"] * spec["vision"]["patch_size"] ** 2
+        )
+        self.vocab_size = spec["text"]["vocab_size"]
+        return cfg
+
     def make_config(self):
+        if self.qwen:
+            return self.make_qwen_config()
         from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
         spec = PRESETS[self.args.preset]
@@ -292,7 +411,10 @@ class Bench:
 
     def build_model(self, cfg):
         torch = self.torch
-        from transformers import LlavaForConditionalGeneration
+        if self.qwen:
+            from transformers import Qwen2_5_VLForConditionalGeneration as LlavaForConditionalGeneration
+        else:
+            from transformers import LlavaForConditionalGeneration
 
         torch.manual_seed(0)
         t0 = time.perf_counter()
@@ -389,10 +511,12 @@ class Bench:
         inner = getattr(m, "model", None)
         lm = getattr(inner, "language_model", None) if inner is not None else None
         vt = getattr(inner, "vision_tower", None) if inner is not None else None
+        if vt is None and inner is not None:
+            vt = getattr(inner, "visual", None)  # Qwen2.5-VL
         if lm is None:
             lm = getattr(m, "language_model", None)
         if vt is None:
-            vt = getattr(m, "vision_tower", None)
+            vt = getattr(m, "vision_tower", None) or getattr(m, "visual", None)
         return lm, vt
 
     def attn_status(self):
@@ -442,6 +566,17 @@ class Bench:
             ids[ids == self.image_token_id] = 2
             return ids.tolist()
 
+        self.image_grid_thw = None
+        if self.qwen:
+            ids = [1] + text_ids(a.prefix_tokens - 2) + [self.vision_start_id]
+            ids += [self.image_token_id] * self.n_image_tokens + [self.vision_end_id] + text_ids(a.suffix_tokens - 1)
+            self.input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+            px = torch.randn(QWEN_GRID * QWEN_GRID, self.patch_dim, generator=g)
+            self.pixel_values = px.to(device=self.device, dtype=self.dtype)
+            self.image_grid_thw = torch.tensor([[1, QWEN_GRID, QWEN_GRID]], dtype=torch.long, device=self.device)
+            self.result["prompt_tokens"] = len(ids)
+            log(f"  prompt: {len(ids)} tokens ({self.n_image_tokens} image tokens), image {self.image_size}px")
+            return
         ids = [1] + text_ids(a.prefix_tokens - 1) + [self.image_token_id] * self.n_image_tokens
         ids += text_ids(a.suffix_tokens)
         self.input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
@@ -454,6 +589,9 @@ class Bench:
 
     def forward_prefill(self, **extra):
         kw = dict(input_ids=self.input_ids, pixel_values=self.pixel_values, use_cache=True)
+        if self.image_grid_thw is not None:
+            kw["image_grid_thw"] = self.image_grid_thw
+            kw["attention_mask"] = self.torch.ones_like(self.input_ids)
         if self.logits_to_keep:
             kw["logits_to_keep"] = 1
         kw.update(extra)
@@ -479,6 +617,8 @@ class Bench:
 
     def time_vision(self):
         def run():
+            if self.qwen:
+                return self.model.get_image_features(pixel_values=self.pixel_values, image_grid_thw=self.image_grid_thw)
             return self.model.get_image_features(
                 pixel_values=self.pixel_values, vision_feature_layer=-2, vision_feature_select_strategy="default"
             )
@@ -527,10 +667,12 @@ class Bench:
         torch = self.torch
         self.sync()
         t0 = time.perf_counter()
+        extra = {} if self.image_grid_thw is None else {"image_grid_thw": self.image_grid_thw}
         seq = self.model.generate(
             input_ids=self.input_ids,
             pixel_values=self.pixel_values,
             attention_mask=torch.ones_like(self.input_ids),
+            **extra,
             max_new_tokens=n,
             min_new_tokens=n,
             do_sample=False,
@@ -635,9 +777,9 @@ class Bench:
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(
-        description="Hugging Face transformers reference timings for LLaVA-1.5 (random weights)."
+        description="Hugging Face transformers reference timings for LLaVA-1.5 and Qwen2.5-VL (random weights)."
     )
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="llava-1.5-7b")
+    ap.add_argument("--preset", choices=sorted(PRESETS) + sorted(QWEN_PRESETS), default="llava-1.5-7b")
     ap.add_argument("--json", metavar="FILE", help="write the results here")
     ap.add_argument("--repeats", type=int, default=10, help="timed runs per row (median), default 10")
     ap.add_argument("--decode-tokens", type=int, default=32, help="decode steps per decode run, default 32")
