@@ -424,6 +424,7 @@ int main(int argc, char** argv) {
     if (o.threads > 0) torch::set_num_threads(o.threads);
     try {
         const torch::Device device = models::parseDevice(o.device);
+        models::useOwnStream(device);  // graphs captured on the stream everything runs on
         const torch::ScalarType dtype = models::parseComputeDType(
             !o.dtype.empty() ? o.dtype : (device.is_cuda() ? std::string("bf16") : std::string("fp32")));
         if (o.check) {
@@ -510,6 +511,16 @@ int main(int argc, char** argv) {
         const double withLast = prefillWith(last, &lastStats);
         const double withQuestion = prefillWith(question, &questionStats);
         rows.push_back({"prefill", "prefill", plain, std::to_string(promptLength) + " tokens"});
+        // Pixels to first logits: what a forward with pixel_values does in transformers.
+        const double withVision = medianOf(o.repeats, device, [&] {
+            auto ctx = model.newContext();
+            ctx->reserve(reserve);
+            models::PromptInput pi = prompt;
+            pi.images = {model.encodeImage(pixels)};
+            model.prefill(*ctx, pi);
+        });
+        rows.push_back(
+            {"prefill_vision", "vision tower + prefill", withVision, "pixels to the first logits"});
         rows.push_back(
             {"prefill_capture_last", "prefill + capture (last row, all layers)", withLast,
              pct(withLast, plain) + ", " + std::to_string(lastStats.keptBytes / 1024) + " KiB kept"});

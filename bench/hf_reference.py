@@ -8,8 +8,11 @@ paper's evaluation budget) between <|vision_start|> and <|vision_end|>, which ta
 the first suffix token, as sdrpn-bench does:
 
   vision                        vision tower + projector for one image (get_image_features)
-  prefill                       full forward of the prompt (text + 576 image tokens), sdpa, use_cache=True,
-                                logits of the last position only (logits_to_keep=1, as generate() does)
+  prefill                       full forward of the prompt (text + 576 image tokens) from pixel_values: vision
+                                tower and language model, sdpa, use_cache=True, logits of the last position only
+                                (logits_to_keep=1, as generate() does)
+  prefill_text                  the same forward from the prompt's embeddings with the image features in
+                                place (computed beforehand): the language model alone
   decode_token                  greedy decoding with the DynamicCache the forward creates: prefill once, then a
                                 manual loop of --decode-tokens single-token steps, synced once at the end
   generate_total                model.generate(max_new_tokens=N, min_new_tokens=N, do_sample=False), whole call
@@ -500,7 +503,7 @@ class Bench:
         std = None
         for _, mod in self.model.named_modules():
             if isinstance(mod, torch.nn.Embedding) and mod.num_embeddings == self.vocab_size:
-                std = float(mod.weight[:1024].float().std())
+                std = float(mod.weight[:1024].detach().float().std())
                 break
         std_text = "?" if std is None else f"{std:.4f}"
         self.note(f"weights random: token embedding std {std_text}, {len(fixed)} tensors re-initialised")
@@ -615,13 +618,14 @@ class Bench:
         if not bool(self.torch.isfinite(out.logits).all()):
             self.note("prefill logits contain non-finite values (random weights)")
 
+    def vision_kwargs(self):
+        if self.qwen:
+            return dict(pixel_values=self.pixel_values, image_grid_thw=self.image_grid_thw)
+        return dict(pixel_values=self.pixel_values, vision_feature_layer=-2, vision_feature_select_strategy="default")
+
     def time_vision(self):
         def run():
-            if self.qwen:
-                return self.model.get_image_features(pixel_values=self.pixel_values, image_grid_thw=self.image_grid_thw)
-            return self.model.get_image_features(
-                pixel_values=self.pixel_values, vision_feature_layer=-2, vision_feature_select_strategy="default"
-            )
+            return self.model.get_image_features(**self.vision_kwargs())
 
         out = run()
         feats = out
@@ -636,6 +640,29 @@ class Bench:
 
     def time_prefill(self):
         return self.measure(lambda: self.forward_prefill(), self.args.repeats)
+
+    def time_prefill_text(self):
+        """The language model alone: the prompt's embeddings with the image features in place, computed once
+        (Qwen2.5-VL: with its M-RoPE position ids), so that the vision tower is not timed."""
+        torch = self.torch
+        out = self.model.get_image_features(**self.vision_kwargs())
+        feats = getattr(out, "pooler_output", out)
+        if isinstance(feats, (list, tuple)):
+            feats = torch.cat(list(feats), 0)
+        embeds = self.model.get_input_embeddings()(self.input_ids).clone()
+        mask = self.input_ids == self.image_token_id
+        embeds[mask] = feats.reshape(-1, embeds.shape[-1]).to(embeds.dtype)
+        kw = dict(inputs_embeds=embeds, use_cache=True)
+        if self.logits_to_keep:
+            kw["logits_to_keep"] = 1
+        if self.qwen:
+            attention_mask = torch.ones_like(self.input_ids)
+            position_ids, _ = self.model.model.get_rope_index(
+                input_ids=self.input_ids, image_grid_thw=self.image_grid_thw, attention_mask=attention_mask
+            )
+            kw.update(position_ids=position_ids, attention_mask=attention_mask)
+        del out, feats
+        return self.measure(lambda: self.model(**kw), self.args.repeats)
 
     def decode_once(self, n):
         out = self.forward_prefill()
@@ -745,6 +772,7 @@ class Bench:
                 traceback.print_exc()
             self.row("vision", self.time_vision)
             self.row("prefill", self.time_prefill)
+            self.row("prefill_text", self.time_prefill_text)
             self.row("decode_token", self.time_decode)
             self.row("decode_token_generate", self.time_generate)
             if self.cuda:

@@ -127,7 +127,17 @@ LlamaMlpImpl::LlamaMlpImpl(const WeightMap& w, const std::string& prefix, const 
 }
 
 torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) const {
-    return m_down->forward(activation(m_act, m_gate->forward(x)) * m_up->forward(x));
+    if (torch::GradMode::is_enabled() || x.requires_grad())
+        return m_down->forward(activation(m_act, m_gate->forward(x)) * m_up->forward(x));
+    // Inference: the activation and the product in place, so that at most two intermediate-sized tensors
+    // are alive at once (a long prefill's peak memory is set here).
+    torch::Tensor h = m_gate->forward(x);
+    if (m_act == "silu")
+        torch::silu_(h);
+    else
+        h = activation(m_act, h);
+    h.mul_(m_up->forward(x));
+    return m_down->forward(h);
 }
 
 LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const WeightMap& w, const std::string& prefix,

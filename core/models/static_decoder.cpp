@@ -63,9 +63,10 @@ const char* staticDecodeModeName(StaticDecodeMode mode) {
 #ifdef SDRPN_WITH_CUDA
 namespace {
 
-// Every capture runs on one side stream per device, under one lock. A stream from the pool per capture
-// would give each of them a cuBLAS workspace of its own that lives as long as the process (tens of MiB
-// each, up to the pool's 32 streams: over 1 GiB of device memory after enough answers).
+// A graph cannot be captured on the legacy default stream. A thread whose current stream is another one
+// (useOwnStream) captures on it; the others capture on one side stream per device, under one lock. A stream
+// from the pool per capture would give each capture a cuBLAS workspace of its own that lives as long as the
+// process (tens of MiB each, up to the pool's 32 streams: over 1 GiB of device memory after enough answers).
 std::mutex g_captureMutex;
 
 c10::cuda::CUDAStream captureStream(c10::DeviceIndex index) {
@@ -84,6 +85,17 @@ struct StaticDecoder::Graph {
 #else
 struct StaticDecoder::Graph {};
 #endif
+
+void useOwnStream(torch::Device device) {
+#ifdef SDRPN_WITH_CUDA
+    if (!device.is_cuda()) return;
+    const auto index = device.has_index() ? device.index() : c10::DeviceIndex(0);
+    if (c10::cuda::getCurrentCUDAStream(index) == c10::cuda::getDefaultCUDAStream(index))
+        c10::cuda::setCurrentCUDAStream(c10::cuda::getStreamFromPool(false, index));
+#else
+    (void)device;
+#endif
+}
 
 StaticDecoder::StaticDecoder(LlamaTextModel text, KvCache& cache, torch::Device device, StaticDecodeMode mode,
                              std::int64_t ropeOffset)
@@ -151,7 +163,8 @@ torch::Tensor StaticDecoder::step(const torch::Tensor& token, std::int64_t posit
     const auto index = m_device.has_index() ? m_device.index() : c10::DeviceIndex(0);
     std::lock_guard<std::mutex> captureLock(g_captureMutex);
     auto mainStream = c10::cuda::getCurrentCUDAStream(index);
-    auto side = captureStream(index);
+    // Graphs cannot be captured on the legacy default stream; any other current stream serves as it is.
+    auto side = mainStream == c10::cuda::getDefaultCUDAStream(index) ? captureStream(index) : mainStream;
     at::cuda::CUDAEvent ready, done;
     ready.record(mainStream);
     ready.block(side);
