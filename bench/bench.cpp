@@ -188,6 +188,38 @@ double relErr(const torch::Tensor& a, const torch::Tensor& ref) {
     return (x - r).norm().item<double>() / std::max(r.norm().item<double>(), 1e-30);
 }
 
+// SD-RPN pass 2 with the prefix's keys and values reused (pass 1 to layer 4, then completePrefix) against a
+// fresh prefill of the whole pass-2 sequence, on the model's device: `prompt` holds one image whose rows end
+// at `prefix`; the second image is the first one's features reversed. Qwen2.5-VL passes its grid.
+void checkPass2Reuse(const DecoderBackbone& model, const models::PromptInput& prompt, std::int64_t prefix,
+                     std::int64_t imageRows, const std::vector<models::ImageGrid>& grid,
+                     const std::string& tag, bool exact, CheckLog& log) {
+    const int K = 4;
+    auto reuse = model.newContext();
+    models::PrefillOptions pass1;
+    pass1.endLayer = K;
+    pass1.keepHidden = {K};
+    pass1.computeLogits = false;
+    const auto p1 = model.prefill(*reuse, prompt, pass1);
+    model.completePrefix(*reuse, p1.hidden.at(K), K, prefix);
+    models::PromptInput rest;
+    rest.ids.assign(std::size_t(imageRows), models::kImageSlot);
+    rest.ids.insert(rest.ids.end(), prompt.ids.begin() + prefix, prompt.ids.end());
+    rest.images = {prompt.images[0].flip({0})};
+    rest.grids = grid;
+    const auto reused = model.prefill(*reuse, rest);
+    auto fresh = model.newContext();
+    models::PromptInput full;
+    full.ids.assign(prompt.ids.begin(), prompt.ids.begin() + prefix);
+    full.ids.insert(full.ids.end(), rest.ids.begin(), rest.ids.end());
+    full.images = {prompt.images[0], rest.images[0]};
+    full.grids = grid;
+    if (!grid.empty()) full.grids.push_back(grid[0]);
+    const auto freshP = model.prefill(*fresh, full);
+    log.line(tag + "pass 2 with KV reuse vs fresh prefill (relative)", relErr(reused.logits, freshP.logits),
+             exact ? 1e-4 : 5e-2);
+}
+
 // Qwen2.5-VL demo shapes: M-RoPE prefill, the static / CUDA-graph decode at cache index + rope_deltas, and
 // pass 2 with reused keys and values, the device against the CPU.
 void runQwenChecks(const Options& o, torch::Device device, torch::ScalarType dtype, CheckLog& log) {
@@ -253,29 +285,7 @@ void runQwenChecks(const Options& o, torch::Device device, torch::ScalarType dty
                          relErr(g.stepLogits.narrow(0, 0, 1), opByOp.narrow(0, 0, 1)), 5e-2);
             }
         }
-        const int K = 4;
-        auto reuse = model->newContext();
-        models::PrefillOptions pass1;
-        pass1.endLayer = K;
-        pass1.keepHidden = {K};
-        pass1.computeLogits = false;
-        const auto p1 = model->prefill(*reuse, prompt, pass1);
-        model->completePrefix(*reuse, p1.hidden.at(K), K, prefix);
-        models::PromptInput rest;
-        rest.ids.assign(std::size_t(grid.cells()), models::kImageSlot);
-        rest.ids.insert(rest.ids.end(), ids.begin() + prefix, ids.end());
-        rest.images = {prompt.images[0].flip({0})};
-        rest.grids = {grid};
-        const auto reused = model->prefill(*reuse, rest);
-        auto fresh = model->newContext();
-        models::PromptInput full;
-        full.ids.assign(ids.begin(), ids.begin() + prefix);
-        full.ids.insert(full.ids.end(), rest.ids.begin(), rest.ids.end());
-        full.images = {prompt.images[0], rest.images[0]};
-        full.grids = {grid, grid};
-        const auto freshP = model->prefill(*fresh, full);
-        log.line(tag + "pass 2 with KV reuse vs fresh prefill (relative)",
-                 relErr(reused.logits, freshP.logits), exact ? 1e-4 : 5e-2);
+        checkPass2Reuse(*model, prompt, prefix, grid.cells(), {grid}, tag, exact, log);
     }
 }
 
@@ -389,28 +399,7 @@ int runChecks(const Options& o, torch::Device device, torch::ScalarType dtype) {
                          relErr(g2.stepLogits.narrow(0, 0, 1), g.stepLogits.narrow(0, 0, 1)), 5e-2);
             }
         }
-        // SD-RPN pass 2 with the prefix's keys and values reused vs a fresh full prefill, on the device.
-        const int K = 4;
-        auto reuse = model->newContext();
-        models::PrefillOptions pass1;
-        pass1.endLayer = K;
-        pass1.keepHidden = {K};
-        pass1.computeLogits = false;
-        const auto p1 = model->prefill(*reuse, prompt, pass1);
-        model->completePrefix(*reuse, p1.hidden.at(K), K, prefix);
-        models::PromptInput rest;
-        rest.ids.assign(576, models::kImageSlot);
-        rest.ids.insert(rest.ids.end(), ids.begin() + prefix, ids.end());
-        rest.images = {prompt.images[0].flip({0})};
-        const auto reused = model->prefill(*reuse, rest);
-        auto fresh = model->newContext();
-        models::PromptInput full;
-        full.ids.assign(ids.begin(), ids.begin() + prefix);
-        full.ids.insert(full.ids.end(), rest.ids.begin(), rest.ids.end());
-        full.images = {prompt.images[0], rest.images[0]};
-        const auto freshP = model->prefill(*fresh, full);
-        log.line(tag + "pass 2 with KV reuse vs fresh prefill (relative)",
-                 relErr(reused.logits, freshP.logits), exact ? 1e-4 : 5e-2);
+        checkPass2Reuse(*model, prompt, prefix, 576, {}, tag, exact, log);
     }
     runQwenChecks(o, device, dtype, log);
     std::printf("checks: %d failed\n", log.failures);
