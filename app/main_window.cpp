@@ -1564,6 +1564,20 @@ void MainWindow::setVisionTower(const QString& modelFolder, const QString& tower
         tower.isEmpty() ? QString() : QDir::cleanPath(QFileInfo(tower).absoluteFilePath()));
 }
 
+QString MainWindow::askForFolder(const QString& title, const QString& message, const QString& modelFolder,
+                                 const QString& dialogKey) {
+    if (m_askFolder) return m_askFolder(title, message, QFileInfo(modelFolder).absolutePath());
+    QMessageBox box(QMessageBox::Question, title, message, QMessageBox::Cancel, this);
+    QPushButton* choose = box.addButton(tr("Choose Folder…"), QMessageBox::AcceptRole);
+    box.setDefaultButton(choose);
+    box.exec();
+    QString folder;
+    if (box.clickedButton() == choose)
+        folder = QFileDialog::getExistingDirectory(this, title, dialogDir(dialogKey));
+    if (!folder.isEmpty()) rememberDialogDir(dialogKey, QFileInfo(folder).absolutePath());
+    return folder;
+}
+
 void MainWindow::askForVisionTower(const VisionTowerRequest& request) {
     // Superseded by another load, or the window is going.
     if (m_closing || !m_model->isWaitingForVisionTower() || m_model->folder() != request.modelFolder) return;
@@ -1571,19 +1585,7 @@ void MainWindow::askForVisionTower(const VisionTowerRequest& request) {
     const QString message =
         request.message() + tr("\n\nChoose the CLIP vision tower folder (config.json and safetensors "
                                "weights, e.g. clip-vit-large-patch14-336).");
-    const QString start = QFileInfo(request.modelFolder).absolutePath();
-    QString tower;
-    if (m_askFolder) {
-        tower = m_askFolder(title, message, start);
-    } else {
-        QMessageBox box(QMessageBox::Question, title, message, QMessageBox::Cancel, this);
-        QPushButton* choose = box.addButton(tr("Choose Folder…"), QMessageBox::AcceptRole);
-        box.setDefaultButton(choose);
-        box.exec();
-        if (box.clickedButton() == choose)
-            tower = QFileDialog::getExistingDirectory(this, title, dialogDir(QStringLiteral("clip")));
-        if (!tower.isEmpty()) rememberDialogDir(QStringLiteral("clip"), QFileInfo(tower).absolutePath());
-    }
+    const QString tower = askForFolder(title, message, request.modelFolder, QStringLiteral("clip"));
     // The question may have outlived the request (a model opened meanwhile, the window closed).
     if (m_closing || !m_model->isWaitingForVisionTower() || m_model->folder() != request.modelFolder) return;
     if (tower.isEmpty()) {
@@ -1610,18 +1612,7 @@ void MainWindow::askForBaseModel(const BaseModelRequest& request) {
     const QString message =
         request.message() + tr("\n\nChoose the base model folder (the LLaVA the checkpoint was trained "
                                "from, e.g. llava-v1.5-13b).");
-    const QString start = QFileInfo(request.modelFolder).absolutePath();
-    QString base;
-    if (m_askFolder) {
-        base = m_askFolder(title, message, start);
-    } else {
-        QMessageBox box(QMessageBox::Question, title, message, QMessageBox::Cancel, this);
-        QPushButton* choose = box.addButton(tr("Choose Folder…"), QMessageBox::AcceptRole);
-        box.setDefaultButton(choose);
-        box.exec();
-        if (box.clickedButton() == choose)
-            base = QFileDialog::getExistingDirectory(this, title, dialogDir(QStringLiteral("model")));
-    }
+    const QString base = askForFolder(title, message, request.modelFolder, QStringLiteral("model"));
     if (m_closing || !m_model->isWaitingForBaseModel() || m_model->folder() != request.modelFolder) return;
     if (base.isEmpty()) {
         m_model->declineBaseModel();

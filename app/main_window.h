@@ -221,6 +221,11 @@ private:
     bool confirmClose();
     void askForVisionTower(const VisionTowerRequest& request);
     void askForBaseModel(const BaseModelRequest& request);
+    // A folder the loading model needs: the test handler when set (it gets the model folder's parent), else
+    // a question with a "Choose Folder…" button and a folder dialog that starts where `dialogKey` was last
+    // used. Empty when declined.
+    QString askForFolder(const QString& title, const QString& message, const QString& modelFolder,
+                         const QString& dialogKey);
     void buildInteropTools();
     void applyModelDefaults(const QString& folder);
     QString dialogDir(const QString& key) const;
