@@ -9,6 +9,7 @@
 #include "core/io/tensor_io.h"
 #include "core/io/weight_convert.h"
 #include "core/models/llava.h"
+#include "tests/support/python_inputs.h"
 #include "tests/support/test_support.h"
 
 namespace fs = std::filesystem;
@@ -39,36 +40,17 @@ torch::Tensor logitsOf(const LlavaModel& model) {
     return model.prefill(*ctx, p, o).logits;
 }
 
-class BinWeightsTest : public ::testing::Test {
+class BinWeightsTest : public test::GeneratedInputs<BinWeightsTest> {
 protected:
     static void SetUpTestSuite() {
-        s_dir = new std::string(test::scratchDir("bin-weights"));
-        const std::string command = std::string(SDRPN_PYTHON) + " " +
-                                    test::shellQuote(test::dataPath("io/make_pickles.py")) + " " +
-                                    test::shellQuote(*s_dir) + " llava " + test::shellQuote(fixture());
-        std::string output;
-        s_rc = test::runCommand(command, &output);
-        s_output = new std::string(output);
+        generate("bin-weights", "io/make_pickles.py", "llava " + test::shellQuote(fixture()));
     }
-    void SetUp() override {
-        ASSERT_EQ(s_rc, 0) << "tests/data/io/make_pickles.py failed; it needs Debian's PyTorch and numpy "
-                              "(install python3-torch python3-numpy: apt-get install python3-torch "
-                              "python3-numpy):\n"
-                           << *s_output;
-    }
-    static std::string* s_dir;
-    static std::string* s_output;
-    static int s_rc;
 };
-
-std::string* BinWeightsTest::s_dir = nullptr;
-std::string* BinWeightsTest::s_output = nullptr;
-int BinWeightsTest::s_rc = -1;
 
 }  // namespace
 
 TEST_F(BinWeightsTest, PytorchModelBinGivesTheSameLogitsAsSafetensors) {
-    const std::string binDir = *s_dir + "/llava-bin";
+    const std::string binDir = path("llava-bin");
     ASSERT_TRUE(fs::exists(binDir + "/pytorch_model.bin"));
     // Same tensors, bit for bit.
     auto bin = io::SafetensorsArchive::open(binDir);
@@ -86,7 +68,7 @@ TEST_F(BinWeightsTest, PytorchModelBinGivesTheSameLogitsAsSafetensors) {
     EXPECT_TENSOR_NEAR(logits, reference().at("logits"), 1e-4);
 
     // Converted to safetensors: loads the same.
-    const std::string converted = *s_dir + "/llava-converted";
+    const std::string converted = path("llava-converted");
     const io::ConvertReport report = io::convertToSafetensors(binDir, converted);
     EXPECT_EQ(report.shards, 1);
     EXPECT_TRUE(fs::exists(converted + "/model.safetensors"));
@@ -98,8 +80,8 @@ TEST_F(BinWeightsTest, PytorchModelBinGivesTheSameLogitsAsSafetensors) {
 }
 
 TEST_F(BinWeightsTest, ConvertInSmallShards) {
-    const std::string binDir = *s_dir + "/llava-bin";
-    const std::string out = *s_dir + "/llava-shards";
+    const std::string binDir = path("llava-bin");
+    const std::string out = path("llava-shards");
     const io::ConvertReport report = io::convertToSafetensors(binDir, out, JobContext::none(), 200'000);
     EXPECT_GT(report.shards, 1);
     EXPECT_TRUE(fs::exists(out + "/model.safetensors.index.json"));

@@ -12,6 +12,7 @@
 #include "core/data/label_store.h"
 #include "core/data/release_labels.h"
 #include "core/io/safetensors.h"
+#include "tests/support/python_inputs.h"
 #include "tests/support/test_support.h"
 
 #ifndef SDRPN_PYTHON
@@ -46,32 +47,16 @@ bool sameFloats(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-class ImportLabelsCli : public ::testing::Test {
+class ImportLabelsCli : public test::GeneratedInputs<ImportLabelsCli> {
 protected:
-    static void SetUpTestSuite() {
-        s_dir = new std::string(test::scratchDir("release_pkls"));
-        const std::string command = test::shellQuote(SDRPN_PYTHON) + " " +
-                                    test::shellQuote(test::dataPath("io/make_release_pkls.py")) + " " +
-                                    test::shellQuote(*s_dir);
-        std::string output;
-        s_generated = test::runCommand(command, &output) == 0;
-        if (!s_generated) s_error = new std::string(command + " failed:\n" + output);
-    }
+    static void SetUpTestSuite() { generate("release_pkls", "io/make_release_pkls.py"); }
     void SetUp() override {
-        ASSERT_TRUE(s_generated) << (s_error ? *s_error : std::string("the generator did not run"));
+        GeneratedInputs::SetUp();
         if (!fs::exists(kSdrpn)) FAIL() << kSdrpn << " is missing: build the sdrpn target first";
     }
-    static std::string file(const std::string& name) { return *s_dir + "/" + name; }
+    static std::string file(const std::string& name) { return path(name); }
     static std::string images() { return " --images " + test::shellQuote(file("images")); }
-
-    static std::string* s_dir;
-    static std::string* s_error;
-    static bool s_generated;
 };
-
-std::string* ImportLabelsCli::s_dir = nullptr;
-std::string* ImportLabelsCli::s_error = nullptr;
-bool ImportLabelsCli::s_generated = false;
 
 TEST_F(ImportLabelsCli, ImportsSeveralFilesThenARerunAddsNothing) {
     const std::string store = test::scratchDir("s") + "/labels.sdrpn";

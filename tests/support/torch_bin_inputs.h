@@ -14,6 +14,7 @@
 
 #include "core/io/safetensors.h"
 #include "core/result.h"
+#include "tests/support/python_inputs.h"
 #include "tests/support/test_support.h"
 
 namespace sdrpn::test {
@@ -75,28 +76,9 @@ inline std::string openError(const std::string& path) {
     return "";
 }
 
-class TorchBinTest : public ::testing::Test {
+class TorchBinTest : public test::GeneratedInputs<TorchBinTest> {
 protected:
-    static void SetUpTestSuite() {
-        s_dir = new std::string(test::scratchDir("torch-bin"));
-        const std::string command = std::string(SDRPN_PYTHON) + " " +
-                                    test::shellQuote(test::dataPath("io/make_pickles.py")) + " " +
-                                    test::shellQuote(*s_dir) + " torch";
-        std::string output;
-        s_rc = test::runCommand(command, &output);
-        s_output = new std::string(output);
-    }
-    void SetUp() override {
-        ASSERT_EQ(s_rc, 0) << "tests/data/io/make_pickles.py failed; it needs Debian's PyTorch and numpy "
-                              "(install python3-torch python3-numpy: apt-get install python3-torch "
-                              "python3-numpy):\n"
-                           << *s_output;
-    }
-    static std::string path(const std::string& name) { return *s_dir + "/" + name; }
-
-    static inline std::string* s_dir = nullptr;
-    static inline std::string* s_output = nullptr;
-    static inline int s_rc = -1;
+    static void SetUpTestSuite() { generate("torch-bin", "io/make_pickles.py", "torch"); }
 };
 
 }  // namespace sdrpn::test

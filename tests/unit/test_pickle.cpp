@@ -13,6 +13,7 @@
 
 #include "core/io/pickle.h"
 #include "core/result.h"
+#include "tests/support/python_inputs.h"
 #include "tests/support/test_support.h"
 
 namespace fs = std::filesystem;
@@ -54,32 +55,10 @@ std::map<std::string, Reference> readReference(const std::string& folder) {
     return ::testing::AssertionSuccess();
 }
 
-class PickleTest : public ::testing::Test {
+class PickleTest : public test::GeneratedInputs<PickleTest> {
 protected:
-    static void SetUpTestSuite() {
-        s_dir = new std::string(test::scratchDir("pickles"));
-        const std::string command = std::string(SDRPN_PYTHON) + " " +
-                                    test::shellQuote(test::dataPath("io/make_pickles.py")) + " " +
-                                    test::shellQuote(*s_dir) + " pickles";
-        std::string output;
-        s_rc = test::runCommand(command, &output);
-        s_output = new std::string(output);
-    }
-    void SetUp() override {
-        ASSERT_EQ(s_rc, 0) << "tests/data/io/make_pickles.py failed (install python3-torch python3-numpy: "
-                              "apt-get install python3-torch python3-numpy):\n"
-                           << *s_output;
-    }
-    static std::string path(const std::string& name) { return *s_dir + "/" + name; }
-
-    static std::string* s_dir;
-    static std::string* s_output;
-    static int s_rc;
+    static void SetUpTestSuite() { generate("pickles", "io/make_pickles.py", "pickles"); }
 };
-
-std::string* PickleTest::s_dir = nullptr;
-std::string* PickleTest::s_output = nullptr;
-int PickleTest::s_rc = -1;
 
 std::string errorOf(const std::vector<std::uint8_t>& bytes, UnpickleOptions options = {}) {
     try {

@@ -17,6 +17,7 @@
 #include "core/data/labeling.h"
 #include "core/data/release_labels.h"
 #include "core/io/image.h"
+#include "tests/support/python_inputs.h"
 #include "tests/support/test_support.h"
 
 #ifndef SDRPN_PYTHON
@@ -52,27 +53,16 @@ GridMap grid(std::vector<float> values) {
 
 }  // namespace
 
-class ReleaseLabels : public ::testing::Test {
+class ReleaseLabels : public test::GeneratedInputs<ReleaseLabels> {
 protected:
     static void SetUpTestSuite() {
-        s_dir = new std::string(test::scratchDir("release_pkls"));
-        const std::string command = test::shellQuote(SDRPN_PYTHON) + " " +
-                                    test::shellQuote(test::dataPath("io/make_release_pkls.py")) + " " +
-                                    test::shellQuote(*s_dir);
-        std::string output;
-        s_generated = test::runCommand(command, &output) == 0;
-        if (!s_generated) {
-            s_error = new std::string(command + " failed:\n" + output);
-            return;
-        }
-        std::ifstream in(*s_dir + "/manifest.json");
+        generate("release_pkls", "io/make_release_pkls.py");
+        if (!generated()) return;
+        std::ifstream in(path("manifest.json"));
         s_manifest = new nlohmann::json(nlohmann::json::parse(in));
     }
-    void SetUp() override {
-        ASSERT_TRUE(s_generated) << (s_error ? *s_error : std::string("the generator did not run"));
-    }
 
-    static std::string file(const std::string& name) { return *s_dir + "/" + name; }
+    static std::string file(const std::string& name) { return path(name); }
     static const nlohmann::json& manifest(const std::string& pkl, const std::string& qid) {
         return (*s_manifest)[pkl][qid];
     }
@@ -122,16 +112,8 @@ protected:
         EXPECT_EQ(d.labels, std::vector<std::int64_t>(stored.values.begin(), stored.values.end()));
     }
 
-    static std::string* s_dir;
-    static std::string* s_error;
-    static nlohmann::json* s_manifest;
-    static bool s_generated;
+    static inline nlohmann::json* s_manifest = nullptr;
 };
-
-std::string* ReleaseLabels::s_dir = nullptr;
-std::string* ReleaseLabels::s_error = nullptr;
-nlohmann::json* ReleaseLabels::s_manifest = nullptr;
-bool ReleaseLabels::s_generated = false;
 
 TEST_F(ReleaseLabels, LlavaProtocol4IsStoredUnderThePresetHeads) {
     const std::string path = freshStore();
