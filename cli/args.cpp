@@ -1,6 +1,10 @@
 #include "cli/args.h"
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "core/result.h"
 
 namespace sdrpn::cli {
 
@@ -64,6 +68,15 @@ double Args::getDouble(const std::string& name, double fallback) const {
     if (it->second.empty() || *end != '\0')
         throw UsageError("--" + name + " expects a number, got '" + it->second + "'");
     return v;
+}
+
+std::string readSettingsFile(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw Error(path + ": cannot open the settings file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) throw Error(path + ": cannot read the settings file");
+    return ss.str();
 }
 
 }  // namespace sdrpn::cli

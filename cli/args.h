@@ -35,4 +35,8 @@ private:
     std::vector<std::string> m_positional;
 };
 
+// The whole of a settings file given on the command line; throws sdrpn::Error naming it when it cannot be
+// read.
+std::string readSettingsFile(const std::string& path);
+
 }  // namespace sdrpn::cli

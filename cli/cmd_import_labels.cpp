@@ -51,14 +51,6 @@ const char* kLabelsUsage =
 
 constexpr std::size_t kProblemsShown = 20;
 
-std::string readTextFile(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(path + ": cannot open the settings file");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // Takes every `--name VALUE` / `--name=VALUE` out of argv (Args keeps one value per option).
 std::vector<std::string> takeRepeated(Argv& argv, const std::string& name) {
     std::vector<std::string> values;
@@ -174,7 +166,7 @@ int runLabels(const Argv& argv) {
     std::optional<LabelSettings> override;
     if (args.has("label-settings")) {
         const std::string file = args.get("label-settings");
-        auto s = guarded([&] { return LabelSettings::fromJsonText(readTextFile(file), file); });
+        auto s = guarded([&] { return LabelSettings::fromJsonText(readSettingsFile(file), file); });
         if (!s) {
             std::cerr << "sdrpn labels: " << s.message() << "\n";
             return kExitFailed;

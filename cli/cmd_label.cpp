@@ -63,14 +63,6 @@ std::vector<int> parseLayerList(const std::string& text) {
     return layers;
 }
 
-std::string readTextFile(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(path + ": cannot open the settings file");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::string clock(double seconds) {
     const long s = long(seconds + 0.5);
     char buf[32];
@@ -111,7 +103,7 @@ int runLabel(const Argv& argv) {
     data::LabelingOptions options;
     if (args.has("settings")) {
         const std::string file = args.get("settings");
-        auto settings = guarded([&] { return LabelSettings::fromJsonText(readTextFile(file), file); });
+        auto settings = guarded([&] { return LabelSettings::fromJsonText(readSettingsFile(file), file); });
         if (!settings) {
             std::cerr << "sdrpn label: " << settings.message() << "\n";
             return kExitFailed;

@@ -29,14 +29,6 @@ const char* kInfoUsage =
 constexpr int kExitConflicts = 3;
 constexpr std::size_t kConflictsShown = 30;
 
-std::string readTextFile(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(path + ": cannot open the settings file");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 }  // namespace
 
 int runMergeStores(const Argv& argv) {
@@ -138,7 +130,7 @@ int runStoreInfo(const Argv& argv) {
     auto labels = guarded([&] {
         LabelSettings settings =
             args.has("settings")
-                ? LabelSettings::fromJsonText(readTextFile(args.get("settings")), args.get("settings"))
+                ? LabelSettings::fromJsonText(readSettingsFile(args.get("settings")), args.get("settings"))
             : args.has("preset") ? LabelSettings::fromPreset(args.get("preset"))
                                  : LabelSettings::fromJsonText(x.settings, which + " settings");
         return data::labelsOf(x, settings);
