@@ -432,7 +432,8 @@ int main(int argc, char** argv) {
             JobContext job;
             owner = models::loadBackbone(o.modelDir, lo, job);
             what = o.modelDir;
-        } else if (o.preset.rfind("qwen", 0) == 0) {
+        } else if (const auto qwenPresets = models::randomQwenVlPresets();
+                   std::find(qwenPresets.begin(), qwenPresets.end(), o.preset) != qwenPresets.end()) {
             owner = models::makeRandomQwenVl(models::randomQwenVlConfig(o.preset), device, dtype, 0);
             what = o.preset + " (random weights)";
         } else {

@@ -130,8 +130,8 @@ torch::Tensor DecoderBackbone::decodeStepDevice(Context& ctx, const torch::Tenso
     const StaticDecodeMode mode = staticDecodeMode(m_info.device);
     const std::int64_t position = ctx.length();
     auto& cache = ctx.cache();
-    bool canStatic = staticDecodeAllowed() && mode != StaticDecodeMode::Off &&
-                     !ctx.captureRequest().answerTokens && cache.layerCount() > 0;
+    bool canStatic =
+        mode != StaticDecodeMode::Off && !ctx.captureRequest().answerTokens && cache.layerCount() > 0;
     for (int l = 0; canStatic && l < cache.layerCount(); ++l)
         canStatic = cache.length(l) == position && cache.capacity(l) > position &&
                     cache.capacity(l) == cache.capacity(0);

@@ -53,10 +53,8 @@ protected:
     // sdrpn::Error to reject the call (the context is then restored). Default: nothing to record.
     virtual void appendPositions(Context& ctx, const std::vector<std::int64_t>& ids,
                                  const PromptInput& prompt, std::int64_t start) const;
-    // Whether decodeStepDevice may use the static decoder: decoded rows at plain RoPE positions, the cache
-    // index plus decodeRopeOffset(ctx).
-    virtual bool staticDecodeAllowed() const { return true; }
-    // Rotary position minus cache index of the next decoded row (constant while text is decoded).
+    // Rotary position minus cache index of the next decoded row (constant while text is decoded): the
+    // static decoder runs decoded rows at plain RoPE positions, the cache index plus this offset.
     virtual std::int64_t decodeRopeOffset(const Context& /*ctx*/) const { return 0; }
     // The text fields of m_info (layers, heads, sizes, vocabulary, special ids) from the decoder's config.
     void setTextInfo(const io::LlamaConfig& text);

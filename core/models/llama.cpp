@@ -119,7 +119,7 @@ torch::Tensor LlamaAttentionImpl::forwardStatic(const torch::Tensor& x, const Ro
 }
 
 LlamaMlpImpl::LlamaMlpImpl(const WeightMap& w, const std::string& prefix, const io::LlamaConfig& cfg)
-    : m_act(cfg.hiddenAct) {
+    : m_act(cfg.hiddenAct), m_silu(cfg.hiddenAct == "silu") {
     checkActivation(m_act, prefix);
     m_gate = register_module("gate_proj", Dense(w, prefix + ".gate_proj", cfg.mlpBias));
     m_up = register_module("up_proj", Dense(w, prefix + ".up_proj", cfg.mlpBias));
@@ -132,7 +132,7 @@ torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) const {
     // Inference: the activation and the product in place, so that at most two intermediate-sized tensors
     // are alive at once (a long prefill's peak memory is set here).
     torch::Tensor h = m_gate->forward(x);
-    if (m_act == "silu")
+    if (m_silu)
         torch::silu_(h);
     else
         h = activation(m_act, h);

@@ -102,6 +102,7 @@ public:
 private:
     Dense m_gate{nullptr}, m_up{nullptr}, m_down{nullptr};
     std::string m_act;
+    bool m_silu;  // m_act is "silu": applied in place at inference
 };
 TORCH_MODULE(LlamaMlp);
 
