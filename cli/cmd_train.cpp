@@ -56,7 +56,12 @@ const char* kTrainUsage =
     "  --dtype T             fp32 (default), bf16, fp16: the frozen backbone's compute dtype\n"
     "  --vision-tower DIR    original LLaVA layout: the CLIP folder\n"
     "  --base DIR            unfilled SD-RPN checkpoint: the base model supplying its missing layers\n"
-    "  --quiet               print only the summary\n";
+    "  --quiet               print only the summary\n\n"
+    "Several processes (data-parallel; see docs/distributed.md): start one process per rank with RANK,\n"
+    "WORLD_SIZE, MASTER_ADDR, MASTER_PORT set (torchrun, mpirun or scripts/launch -n N -- sdrpn train ...).\n"
+    "Each rank computes --batch samples of every micro-batch, so a step sees batch x ranks x accum samples;\n"
+    "rank 0 writes the output. --device cuda gives rank r the GPU cuda:LOCAL_RANK. A rank that dies stops\n"
+    "the others within SDRPN_DIST_TIMEOUT seconds (default 300).\n";
 
 std::string readTextFile(const std::string& path) {
     std::ifstream in(path);
@@ -167,8 +172,17 @@ int runTrain(const Argv& argv) {
     o.resume = args.flag("resume");
     o.resumeFrom = args.get("resume-from");
     const int logEvery = positiveInt(args, "log-every", 10);
-    const bool quiet = args.flag("quiet");
-    const models::LoadOptions load = loadOptionsFrom(args);
+    models::LoadOptions load = loadOptionsFrom(args);
+
+    // Several ranks (torchrun, mpirun, scripts/launch): rank 0 reports and writes, the others stay quiet.
+    std::unique_ptr<dist::Group> group;
+    if (const int rc = joinGroupFor("train", load, group); rc != kExitOk) return rc;
+    o.group = group.get();
+    const bool lead = group == nullptr || group->rank() == 0;
+    const bool quiet = args.flag("quiet") || !lead;
+    if (group != nullptr && lead && !args.flag("quiet"))
+        std::fprintf(stderr, "training on %d ranks (%s), %d samples per micro-batch\n", group->size(),
+                     group->env().launcher.c_str(), o.batch * group->size());
 
     JobContext job;
     cancelOnInterrupt(&job);
@@ -203,6 +217,7 @@ int runTrain(const Argv& argv) {
         return kExitFailed;
     }
     const pipeline::TrainSummary& s = r.value();
+    if (!lead && s.status.ok()) return kExitOk;  // rank 0 prints the summary
     std::printf("%s: %lld steps on %lld samples (%lld skipped) in %s, loss %.5f -> %.5f\n", s.outDir.c_str(),
                 (long long)s.steps, (long long)s.samplesUsed, (long long)s.skipped, clock(s.seconds).c_str(),
                 s.firstLoss, s.lastLoss);

@@ -66,4 +66,21 @@ int loadImageAndModel(const std::string& command, const std::string& imagePath, 
     return rc;
 }
 
+int joinGroupFor(const std::string& command, models::LoadOptions& load, std::unique_ptr<dist::Group>& group) {
+    auto env = guarded([] { return dist::distEnvFromEnvironment(); });
+    if (!env) {
+        std::cerr << "sdrpn " << command << ": " << env.message() << "\n";
+        return kExitFailed;
+    }
+    if (!env->distributed()) return kExitOk;
+    if (load.device == "cuda") load.device = "cuda:" + std::to_string(env->localRank);
+    try {
+        group = dist::Group::connect(env.value());
+    } catch (const std::exception& e) {
+        std::cerr << "sdrpn " << command << ": " << e.what() << "\n";
+        return kExitFailed;
+    }
+    return kExitOk;
+}
+
 }  // namespace sdrpn::cli

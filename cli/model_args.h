@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "core/data/dataset.h"
+#include "core/dist/group.h"
 #include "core/io/image.h"
 #include "core/jobs.h"
 #include "core/models/load_options.h"
@@ -32,5 +33,10 @@ data::DatasetOptions datasetOptionsFrom(const Args& args, bool withShard);
 int loadImageAndModel(const std::string& command, const std::string& imagePath, const std::string& modelDir,
                       const models::LoadOptions& load, JobContext& job, io::ImageRgb8& image,
                       std::shared_ptr<const pipeline::LoadedModel>& model);
+
+// A multi-process run (torchrun, mpirun or scripts/launch set RANK and WORLD_SIZE; core/dist/dist_env.h):
+// joins the group, and gives each rank its own GPU when --device is a bare "cuda" (cuda:LOCAL_RANK).
+// `group` stays empty when this process runs alone. Returns kExitOk or kExitFailed (reason on stderr).
+int joinGroupFor(const std::string& command, models::LoadOptions& load, std::unique_ptr<dist::Group>& group);
 
 }  // namespace sdrpn::cli

@@ -14,7 +14,7 @@ function(_sdrpn_forbid target pattern why)
 endfunction()
 
 function(sdrpn_check_layering)
-  foreach(t sdrpn_base sdrpn_io sdrpn_image sdrpn_text sdrpn_models sdrpn_method sdrpn_data sdrpn_pipeline sdrpn_core)
+  foreach(t sdrpn_base sdrpn_io sdrpn_dist sdrpn_image sdrpn_text sdrpn_models sdrpn_method sdrpn_data sdrpn_pipeline sdrpn_core)
     _sdrpn_forbid(${t} "^Qt6::|QCustomPlot" "core/ must stay free of Qt")
   endforeach()
   _sdrpn_forbid(sdrpn_widgets "torch|sdrpn_core|sdrpn_models" "widgets/ must stay free of LibTorch")

@@ -17,6 +17,7 @@
 
 #include "core/data/label_store.h"
 #include "core/data/labeling.h"
+#include "core/dist/collectives.h"
 #include "core/io/image.h"
 #include "core/io/safetensors.h"
 #include "core/io/tensor_io.h"
@@ -205,7 +206,7 @@ std::string formatLr(double lr) {
 }
 
 // Checks what can be checked before any sample is read; returns the twig's config.
-RpnConfig validateOptions(const LoadedModel& model, const TrainOptions& o) {
+RpnConfig validateOptions(const LoadedModel& model, const TrainOptions& o, bool writer) {
     const models::Backbone& backbone = *model.backbone;
     if (o.batch < 1) throw Error("batch must be at least 1, got " + std::to_string(o.batch));
     if (o.accum < 1) throw Error("accum must be at least 1, got " + std::to_string(o.accum));
@@ -261,8 +262,9 @@ RpnConfig validateOptions(const LoadedModel& model, const TrainOptions& o) {
         throw Error("SD-RPN needs the image tokens to form a grid; " + model.folder + " has " +
                     std::to_string(info.imageTokens) + " tokens per image");
 
-    // The output folder: created, and writable.
+    // The output folder: created, and writable (by the rank that writes it).
     if (o.outDir.empty()) throw Error("no output folder given");
+    if (!writer) return rpn;
     std::error_code ec;
     fs::create_directories(o.outDir, ec);
     if (ec || !fs::is_directory(o.outDir))
@@ -281,14 +283,22 @@ class Trainer {
 public:
     Trainer(const LoadedModel& model, const TrainOptions& options, JobContext& job,
             const TrainCallback& onStep)
-        : m_model(model), m_backbone(*model.backbone), m_o(options), m_job(job), m_onStep(onStep) {}
+        : m_model(model),
+          m_backbone(*model.backbone),
+          m_o(options),
+          m_job(job),
+          m_onStep(onStep),
+          m_group(options.group),
+          m_rank(options.group != nullptr ? options.group->rank() : 0),
+          m_world(options.group != nullptr ? options.group->size() : 1),
+          m_writer(m_rank == 0) {}
 
     TrainSummary run() {
         m_t0 = Clock::now();
-        m_rpnConfig = validateOptions(m_model, m_o);
+        m_rpnConfig = validateOptions(m_model, m_o, m_writer);
         m_outDir = fs::path(m_o.outDir);
         m_summary.outDir = m_o.outDir;
-        removeStaleTemporaries();
+        if (m_writer) removeStaleTemporaries();
 
         // Where to start: a fresh run, or a checkpoint.
         fs::path resumeDir;
@@ -323,7 +333,16 @@ public:
             throw Error(why);
         }
         const std::int64_t n = std::int64_t(m_samples.size());
-        m_perStep = std::int64_t(m_o.batch) * m_o.accum;
+        if (m_group != nullptr) {
+            // Every rank must see the same training set (the same store, image root and options).
+            const double all = m_group->allReduceSum({double(n)})[0];
+            if (all != double(n) * m_world)
+                throw Error(m_group->env().describe() + ": the ranks read different training sets (" +
+                            std::to_string(n) + " samples here, " + std::to_string(std::int64_t(all)) +
+                            " over all ranks); give every rank the same store, images and options");
+        }
+        m_microBatch = std::int64_t(m_o.batch) * m_world;
+        m_perStep = m_microBatch * m_o.accum;
         m_stepsPerEpoch = (n + m_perStep - 1) / m_perStep;
         m_total = m_stepsPerEpoch * m_o.epochs;
         if (m_o.maxSteps > 0) m_total = std::min(m_total, m_o.maxSteps);
@@ -336,23 +355,41 @@ public:
         std::int64_t step = 0;
         if (!resumeDir.empty()) {
             step = restoreState(state, resumeDir, optimizer);
-        } else {
+        } else if (m_writer) {
             std::ofstream(m_outDir / kMetricsFile, std::ios::trunc);
         }
-        writeTrainingArgs();
+        // Every rank starts from rank 0's weights (the same by construction; this makes it so).
+        if (m_group != nullptr) dist::broadcastParameters(*m_group, m_rpn->parameters(), 0);
+        if (m_writer) writeTrainingArgs();
         m_startStep = step;
         m_job.report(step, m_total,
-                     "training: " + std::to_string(n) + " samples, " + std::to_string(m_total) + " steps");
+                     "training: " + std::to_string(n) + " samples, " + std::to_string(m_total) + " steps" +
+                         (m_world > 1 ? " on " + std::to_string(m_world) + " ranks" : std::string()));
 
-        std::ofstream metrics(m_outDir / kMetricsFile, std::ios::app);
-        if (!metrics) throw Error((m_outDir / kMetricsFile).string() + ": cannot open for writing");
-        bool cancelled = m_job.cancelRequested();
+        std::ofstream metrics;
+        if (m_writer) {
+            metrics.open(m_outDir / kMetricsFile, std::ios::app);
+            if (!metrics) throw Error((m_outDir / kMetricsFile).string() + ": cannot open for writing");
+        }
+        // With several ranks the cancel travels with each step's statistics, so that all stop together.
+        bool cancelled = m_group == nullptr && m_job.cancelRequested();
         while (!cancelled && step < m_total) {
-            trainStep(step, optimizer, metrics);
+            try {
+                const bool agreed = trainStep(step, optimizer, metrics);
+                cancelled = m_group != nullptr ? agreed : m_job.cancelRequested();
+            } catch (const Error& e) {
+                // Another rank died or hangs (a collective failed before this step's update): the weights
+                // are those after `step` steps on every rank, so rank 0 keeps them as a checkpoint.
+                if (m_group == nullptr || step == 0 || step == m_lastCheckpointStep) throw;
+                writeCheckpoint(step, optimizer);
+                throw Error(std::string(e.what()) + "; " +
+                            (m_writer ? "wrote " + m_summary.lastCheckpoint
+                                      : "rank 0 keeps step " + std::to_string(step)) +
+                            ", resume with --resume (any number of ranks, the same batch x ranks)");
+            }
             ++step;
             if (m_o.saveEvery > 0 && step % m_o.saveEvery == 0 && step < m_total)
                 writeCheckpoint(step, optimizer);
-            cancelled = m_job.cancelRequested();
         }
 
         m_summary.steps = step;
@@ -370,7 +407,7 @@ public:
                                                        "; resume from " + m_summary.lastCheckpoint
                                                  : "cancelled before the first step");
         } else {
-            saveRpn(m_rpn, m_o.outDir);
+            if (m_writer) saveRpn(m_rpn, m_o.outDir);
             m_summary.status = Status::success();
         }
         m_summary.seconds = secondsSince(m_t0);
@@ -508,7 +545,18 @@ private:
                 throw Error(file + ": the checkpoint was made with " + key + " = " + std::to_string(then) +
                             ", this run has " + std::to_string(now) + " (the sample order would differ)");
         };
-        mustMatch("batch", m_o.batch);
+        // The sample order and the loss's averaging depend on the samples per micro-batch over all ranks
+        // (batch × ranks), not on how they are split: resume may use another number of ranks.
+        const std::int64_t thenRanks =
+            state.contains("world_size") ? state["world_size"].get<std::int64_t>() : 1;
+        const std::int64_t thenMicro = need("batch").get<std::int64_t>() * thenRanks;
+        if (thenMicro != m_microBatch)
+            throw Error(file + ": the checkpoint was made with " + std::to_string(thenMicro) +
+                        " samples per micro-batch (batch " +
+                        std::to_string(need("batch").get<std::int64_t>()) + " x " +
+                        std::to_string(thenRanks) + " ranks), this run has " + std::to_string(m_microBatch) +
+                        " (batch " + std::to_string(m_o.batch) + " x " + std::to_string(m_world) +
+                        " ranks); choose the batch so that batch x ranks = " + std::to_string(thenMicro));
         mustMatch("accum", m_o.accum);
         mustMatch("samples", std::int64_t(m_samples.size()));
         if (need("seed").get<std::uint64_t>() != m_o.seed)
@@ -525,6 +573,7 @@ private:
         }
         m_summary.lastCheckpoint = dir.string();
         m_lastCheckpointStep = step;
+        if (!m_writer) return step;
 
         // metrics.jsonl: the lines up to the resumed step stay, later ones belonged to the lost run.
         const fs::path metricsPath = m_outDir / kMetricsFile;
@@ -550,11 +599,15 @@ private:
         j["skipped"] = m_summary.skipped;
         j["total_steps"] = m_total;
         j["libtorch"] = TORCH_VERSION;
+        j["world_size"] = m_world;
         writeTextAtomically(m_outDir / "training_args.json", j.dump(2) + "\n");
     }
 
     void writeCheckpoint(std::int64_t step, torch::optim::AdamW& optimizer) {
         const fs::path final = m_outDir / checkpointName(step);
+        m_summary.lastCheckpoint = final.string();
+        m_lastCheckpointStep = step;
+        if (!m_writer) return;  // rank 0 writes; the others hold the same weights
         const fs::path tmp = m_outDir / (checkpointName(step) + ".tmp");
         std::error_code ec;
         fs::remove_all(tmp, ec);
@@ -568,6 +621,7 @@ private:
         state["total_steps"] = m_total;
         state["samples"] = m_samples.size();
         state["batch"] = m_o.batch;
+        state["world_size"] = m_world;
         state["accum"] = m_o.accum;
         state["seed"] = m_o.seed;
         state["losses"] = m_losses;
@@ -638,7 +692,8 @@ private:
         return e;
     }
 
-    void trainStep(std::int64_t step, torch::optim::AdamW& optimizer, std::ofstream& metrics) {
+    // One optimizer step; returns whether the job stops after it (a cancel, agreed on by every rank).
+    bool trainStep(std::int64_t step, torch::optim::AdamW& optimizer, std::ofstream& metrics) {
         const int epoch = int(step / m_stepsPerEpoch);
         if (epoch != m_orderEpoch) {
             m_order = epochOrder(std::int64_t(m_samples.size()), m_o.seed, epoch);
@@ -647,8 +702,9 @@ private:
         const std::int64_t n = std::int64_t(m_samples.size());
         const std::int64_t begin = (step % m_stepsPerEpoch) * m_perStep;
         const std::int64_t end = std::min(n, begin + m_perStep);
-        const std::int64_t micro =
-            (end - begin + m_o.batch - 1) / m_o.batch;  // accum, or fewer at an epoch's end
+        // Micro-batches of batch × ranks samples (accum, or fewer at an epoch's end); rank r takes the r-th
+        // `batch` of each, so that any split of the same micro-batch gives the same step.
+        const std::int64_t micro = (end - begin + m_microBatch - 1) / m_microBatch;
 
         const double lr = cosineLearningRate(m_o.lr, step, m_total, m_o.warmupRatio);
         for (auto& group : optimizer.param_groups())
@@ -660,40 +716,62 @@ private:
         double bceSum = 0.0;
         std::int64_t valid = 0, samples = 0;
         for (std::int64_t m = 0; m < micro; ++m) {
-            const std::int64_t from = begin + m * m_o.batch, to = std::min(end, from + m_o.batch);
-            std::vector<torch::Tensor> logits, targets;
+            const std::int64_t microEnd = std::min(end, begin + (m + 1) * m_microBatch);
+            const std::int64_t from = std::min(microEnd, begin + m * m_microBatch + m_rank * m_o.batch);
+            const std::int64_t to = std::min(microEnd, from + m_o.batch);
+            std::vector<std::pair<std::int64_t, Encoded>> mine;
+            std::int64_t cells = 0;
             for (std::int64_t i = from; i < to; ++i) {
                 const std::int64_t index = m_order[std::size_t(i)];
                 std::optional<Encoded> e = encode(index);
                 if (!e) continue;
+                for (float t : m_samples[std::size_t(index)].targets)
+                    cells += t != float(kIgnoreLabel) ? 1 : 0;
+                mine.emplace_back(index, std::move(*e));
+            }
+            // §3.3: BCE-with-logits, mean over every non-ignored cell of the micro-batch (of all ranks).
+            const std::int64_t allCells =
+                m_group != nullptr ? std::int64_t(m_group->allReduceSum({double(cells)})[0]) : cells;
+            if (mine.empty()) continue;
+            std::vector<torch::Tensor> logits, targets;
+            for (const auto& [index, e] : mine) {
                 torch::Tensor l;
                 {
                     CudaBf16Autocast guard(autocast);
-                    const torch::Tensor hidden = autocast ? e->hidden : e->hidden.to(torch::kFloat);
-                    l = m_rpn->forward(hidden, e->queryRow, e->imageStart, e->imageCount,
-                                       e->rope.cos.defined() ? &e->rope : nullptr);
+                    const torch::Tensor hidden = autocast ? e.hidden : e.hidden.to(torch::kFloat);
+                    l = m_rpn->forward(hidden, e.queryRow, e.imageStart, e.imageCount,
+                                       e.rope.cos.defined() ? &e.rope : nullptr);
                 }
                 logits.push_back(l.to(torch::kFloat));
                 const auto& t = m_samples[std::size_t(index)].targets;
                 targets.push_back(torch::tensor(t, torch::kFloat).to(device));
                 ++samples;
             }
-            if (logits.empty()) continue;
-            // §3.3: BCE-with-logits, mean over every non-ignored cell of the micro-batch; 0·Σlogits keeps
-            // the graph alive when there is none.
             const torch::Tensor all = torch::cat(logits), target = torch::cat(targets);
             const torch::Tensor mask = target != float(kIgnoreLabel);
-            const std::int64_t cells = mask.sum().item<std::int64_t>();
             torch::Tensor loss;
             if (cells > 0) {
-                loss = torch::binary_cross_entropy_with_logits(all.masked_select(mask),
-                                                               target.masked_select(mask));
-                bceSum += loss.item<double>() * double(cells);
+                const torch::Tensor sum = torch::binary_cross_entropy_with_logits(
+                    all.masked_select(mask), target.masked_select(mask), {}, {}, at::Reduction::Sum);
+                bceSum += sum.item<double>();
+                loss = sum / double(allCells);
             } else {
-                loss = all.sum() * 0.0;
+                loss = all.sum() * 0.0;  // keeps the graph alive when no cell counts
             }
             valid += cells;
             (loss / double(micro)).backward();
+        }
+
+        // The step's statistics and the cancel decision, summed over the ranks; then the gradients.
+        bool stop = m_job.cancelRequested();
+        if (m_group != nullptr) {
+            const std::vector<double> sums =
+                m_group->allReduceSum({bceSum, double(valid), double(samples), stop ? 1.0 : 0.0});
+            bceSum = sums[0];
+            valid = std::int64_t(sums[1]);
+            samples = std::int64_t(sums[2]);
+            stop = sums[3] > 0.0;
+            dist::allReduceGradients(*m_group, m_rpn->parameters());
         }
 
         std::vector<torch::Tensor> params = m_rpn->parameters();
@@ -725,16 +803,19 @@ private:
         mt.etaSeconds = doneHere > 0 ? mt.seconds / double(doneHere) * double(m_total - mt.step) : -1.0;
         m_losses.push_back(mt.loss);
 
-        json line{{"step", mt.step},       {"epoch", mt.epoch},        {"loss", mt.loss},
-                  {"lr", mt.lr},           {"grad_norm", mt.gradNorm}, {"valid_cells", mt.validCells},
-                  {"samples", mt.samples}, {"seconds", mt.seconds}};
-        metrics << line.dump() << "\n";
-        metrics.flush();
+        if (m_writer) {
+            json line{{"step", mt.step},       {"epoch", mt.epoch},        {"loss", mt.loss},
+                      {"lr", mt.lr},           {"grad_norm", mt.gradNorm}, {"valid_cells", mt.validCells},
+                      {"samples", mt.samples}, {"seconds", mt.seconds}};
+            metrics << line.dump() << "\n";
+            metrics.flush();
+        }
         if (m_onStep) m_onStep(mt);
         char msg[160];
         std::snprintf(msg, sizeof msg, "step %lld/%lld | loss %.4f | lr %s", (long long)mt.step,
                       (long long)m_total, mt.loss, formatLr(lr).c_str());
         m_job.report(mt.step, m_total, msg);
+        return stop;
     }
 
     const LoadedModel& m_model;
@@ -742,6 +823,9 @@ private:
     const TrainOptions& m_o;
     JobContext& m_job;
     const TrainCallback& m_onStep;
+    dist::Group* m_group;
+    const int m_rank, m_world;
+    const bool m_writer;  // rank 0 writes checkpoints, metrics and the final model
 
     Clock::time_point m_t0;
     RpnConfig m_rpnConfig;
@@ -750,7 +834,7 @@ private:
     std::vector<TrainSample> m_samples;
     std::map<std::string, LabelSettings> m_settingsCache;
     Rpn m_rpn{nullptr};
-    std::int64_t m_perStep = 1, m_stepsPerEpoch = 1, m_total = 0, m_startStep = 0;
+    std::int64_t m_microBatch = 1, m_perStep = 1, m_stepsPerEpoch = 1, m_total = 0, m_startStep = 0;
     std::int64_t m_lastCheckpointStep = -1;
     std::vector<double> m_losses;
     std::vector<std::int64_t> m_order;

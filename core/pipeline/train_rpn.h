@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dist/group.h"
 #include "core/jobs.h"
 #include "core/pipeline/ask.h"
 #include "core/result.h"
@@ -88,6 +89,13 @@ struct TrainOptions {
     std::int64_t cacheHiddenMb = 1024;  // keep hidden[K] of samples in memory up to this size (epochs > 1)
     bool resume = false;                // continue from the newest checkpoint in outDir
     std::string resumeFrom;             // or from this checkpoint folder
+
+    // Data-parallel training (nullptr: this process alone). Each optimizer step takes accum micro-batches
+    // of batch × ranks samples; rank r computes the r-th `batch` of each, the gradients are summed over
+    // the ranks (bucketed all-reduce) and every rank takes the same AdamW step, so the result equals one
+    // process with batch × ranks. Rank 0 alone writes the output folder. Every rank must read the same
+    // store and images (a shared folder) and, to resume, the same output folder.
+    dist::Group* group = nullptr;
 };
 
 struct TrainMetrics {
