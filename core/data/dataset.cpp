@@ -150,7 +150,7 @@ void readLlavaJson(const std::string& path, Dataset& out, Collector& collect) {
     try {
         const json rest = json::parse(in, onEvent, true, false);  // the emptied top-level list
         (void)rest;
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors, and numbers that overflow (406)
         throw Error(path + ": not valid JSON: " + jsonMessage(e));
     }
     out.entries = index;
@@ -174,7 +174,7 @@ void readJsonl(const std::string& path, Dataset& out, Collector& collect) {
         json obj;
         try {
             obj = json::parse(line);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse errors, and numbers that overflow (406)
             // One line per document: "at line 1, column C" would only confuse.
             std::string msg = jsonMessage(e);
             if (auto pos = msg.find("at line 1, column"); pos != std::string::npos) msg.erase(pos + 3, 8);

@@ -149,8 +149,23 @@ std::string lowerExtension(const std::string& path) {
 
 }  // namespace
 
+// The formats handed to OpenCV, told by their first bytes. OpenCV would also try its other decoders
+// (JPEG 2000, OpenEXR, GDAL/DICOM, ...) on anything else, and some of those abort the process on
+// malformed input; images for a vision model come as one of these.
+static bool knownImageFormat(const std::uint8_t* d, std::size_t n) {
+    auto starts = [&](const char* magic, std::size_t len, std::size_t at = 0) {
+        return n >= at + len && std::memcmp(d + at, magic, len) == 0;
+    };
+    return starts("\x89PNG\r\n\x1a\n", 8) || starts("\xff\xd8\xff", 3) || starts("BM", 2) ||
+           (starts("RIFF", 4) && starts("WEBP", 4, 8)) || starts("II*\0", 4) || starts("MM\0*", 4) ||
+           (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' && std::isspace(d[2]));
+}
+
 ImageRgb8 decodeImage(const std::vector<std::uint8_t>& bytes, const std::string& name) {
     if (bytes.empty()) throw Error("image " + name + " is empty (0 bytes)");
+    if (!knownImageFormat(bytes.data(), bytes.size()))
+        throw Error("cannot decode image " + name +
+                    ": not a PNG, JPEG, BMP, WebP, TIFF or PNM file (by its first bytes)");
     if (bytes.size() > std::size_t(INT32_MAX))
         throw Error("image " + name + " is too large: " + std::to_string(bytes.size()) + " bytes");
     if (auto size = sniffSize(bytes.data(), bytes.size())) checkSize(size->width, size->height, name);

@@ -161,12 +161,15 @@ const PickleValue& stateDictOf(const PickleValue& root, const std::string& where
 std::shared_ptr<const SafetensorsFile> SafetensorsFile::openAny(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail("cannot open weights file " + path + ": " + std::strerror(errno));
-    std::uint8_t magic[4] = {};
-    const ssize_t n = ::read(fd, magic, 4);
+    std::uint8_t magic[9] = {};
+    const ssize_t n = ::read(fd, magic, sizeof magic);
     ::close(fd);
-    if (n == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4)
+    if (n >= 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4)
         return openTorchZip(path);
-    if (n >= 1 && magic[0] == 0x80)
+    // A legacy torch.save file starts with a pickle's 0x80; so does a safetensors file whose header is
+    // 128 bytes long (or 384, ...), which its '{' at byte 8 tells apart.
+    const bool safetensorsHeader = n == ssize_t(sizeof magic) && magic[8] == '{';
+    if (n >= 1 && magic[0] == 0x80 && !safetensorsHeader)
         fail(path +
              ": a legacy (pre-1.6) torch.save file; re-save it with torch ≥1.6 or convert it with "
              "transformers");

@@ -53,7 +53,7 @@ inline bool readBool(const nlohmann::json& j, const std::string& key, const std:
 inline nlohmann::json parse(const std::string& text, const std::string& source) {
     try {
         return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse errors, and numbers that overflow (406)
         throw Error(source + ": not valid JSON (" + e.what() + ")");
     }
 }
