@@ -175,72 +175,63 @@ std::int64_t Group::heartbeatOf(int r) {
     return add("heartbeat/" + std::to_string(r), 0);
 }
 
-void allReduceGradients(Group& group, const std::vector<torch::Tensor>& parameters,
-                        std::int64_t bucketBytes) {
+namespace {
+
+// Runs one collective per bucket of `tensors` (consecutive tensors of one dtype and device, up to
+// bucketBytes, flattened into one): `collective` gets the flat bucket, which is then copied back.
+template <class Collective>
+void bucketed(Group& group, const std::vector<torch::Tensor>& tensors, std::int64_t bucketBytes,
+              const std::string& what, Collective&& collective) {
     torch::NoGradGuard noGrad;
-    std::vector<torch::Tensor> grads;
-    for (const auto& p : parameters) {
-        if (!p.requires_grad()) continue;
-        if (!p.grad().defined()) const_cast<torch::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
-        grads.push_back(p.grad());
-    }
+    auto bytesOf = [](const torch::Tensor& t) { return t.numel() * std::int64_t(t.element_size()); };
     std::size_t i = 0;
-    while (i < grads.size()) {
-        // A bucket: consecutive gradients of one dtype and device, up to bucketBytes.
+    while (i < tensors.size()) {
         std::size_t j = i;
         std::int64_t bytes = 0;
-        while (j < grads.size() && grads[j].scalar_type() == grads[i].scalar_type() &&
-               grads[j].device() == grads[i].device() &&
-               (j == i || bytes + grads[j].numel() * std::int64_t(grads[j].element_size()) <= bucketBytes)) {
-            bytes += grads[j].numel() * std::int64_t(grads[j].element_size());
+        while (j < tensors.size() && tensors[j].scalar_type() == tensors[i].scalar_type() &&
+               tensors[j].device() == tensors[i].device() &&
+               (j == i || bytes + bytesOf(tensors[j]) <= bucketBytes)) {
+            bytes += bytesOf(tensors[j]);
             ++j;
         }
         std::vector<torch::Tensor> flat;
-        for (std::size_t k = i; k < j; ++k) flat.push_back(grads[k].reshape(-1));
+        for (std::size_t k = i; k < j; ++k) flat.push_back(tensors[k].detach().reshape(-1));
         std::vector<at::Tensor> bucket{torch::cat(flat)};
         auto& impl = group.impl();
-        impl.wait(impl.guard("gradient all-reduce", [&] { return impl.pg->allreduce(bucket); }),
-                  "gradient all-reduce");
+        impl.wait(impl.guard(what, [&] { return collective(*impl.pg, bucket); }), what);
         std::int64_t offset = 0;
         for (std::size_t k = i; k < j; ++k) {
-            const std::int64_t n = grads[k].numel();
-            grads[k].copy_(bucket[0].narrow(0, offset, n).view_as(grads[k]));
+            const std::int64_t n = tensors[k].numel();
+            tensors[k].detach().copy_(bucket[0].narrow(0, offset, n).view_as(tensors[k]));
             offset += n;
         }
         i = j;
     }
 }
 
+}  // namespace
+
+void allReduceGradients(Group& group, const std::vector<torch::Tensor>& parameters,
+                        std::int64_t bucketBytes) {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : parameters) {
+        if (!p.requires_grad()) continue;
+        if (!p.grad().defined()) const_cast<torch::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
+        grads.push_back(p.grad());
+    }
+    bucketed(
+        group, grads, bucketBytes, "gradient all-reduce",
+        [](c10d::ProcessGroupGloo& pg, std::vector<at::Tensor>& bucket) { return pg.allreduce(bucket); });
+}
+
 void broadcastParameters(Group& group, const std::vector<torch::Tensor>& parameters, int root,
                          std::int64_t bucketBytes) {
-    torch::NoGradGuard noGrad;
-    std::size_t i = 0;
-    while (i < parameters.size()) {
-        std::size_t j = i;
-        std::int64_t bytes = 0;
-        while (j < parameters.size() && parameters[j].scalar_type() == parameters[i].scalar_type() &&
-               parameters[j].device() == parameters[i].device() &&
-               (j == i ||
-                bytes + parameters[j].numel() * std::int64_t(parameters[j].element_size()) <= bucketBytes)) {
-            bytes += parameters[j].numel() * std::int64_t(parameters[j].element_size());
-            ++j;
-        }
-        std::vector<torch::Tensor> flat;
-        for (std::size_t k = i; k < j; ++k) flat.push_back(parameters[k].detach().reshape(-1));
-        std::vector<at::Tensor> bucket{torch::cat(flat)};
-        c10d::BroadcastOptions opts;
-        opts.rootRank = root;
-        auto& impl = group.impl();
-        impl.wait(impl.guard("parameter broadcast", [&] { return impl.pg->broadcast(bucket, opts); }),
-                  "parameter broadcast");
-        std::int64_t offset = 0;
-        for (std::size_t k = i; k < j; ++k) {
-            const std::int64_t n = parameters[k].numel();
-            parameters[k].detach().copy_(bucket[0].narrow(0, offset, n).view_as(parameters[k]));
-            offset += n;
-        }
-        i = j;
-    }
+    c10d::BroadcastOptions opts;
+    opts.rootRank = root;
+    bucketed(group, parameters, bucketBytes, "parameter broadcast",
+             [&](c10d::ProcessGroupGloo& pg, std::vector<at::Tensor>& bucket) {
+                 return pg.broadcast(bucket, opts);
+             });
 }
 
 #else  // no Gloo in this build
