@@ -1,6 +1,7 @@
 #include "core/data/label_store.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "core/result.h"
 
@@ -431,6 +433,13 @@ LabelStore LabelStore::open(const std::string& path, const Options& options) {
     if (fs::is_directory(path, ec)) throw Error(path + ": is a folder, not a label store file");
     const bool readOnly = options.access == Access::ReadOnly;
     if (!exists && (readOnly || !options.create)) throw Error(path + ": no such label store");
+    if (!exists) {
+        // Say why a new store cannot be made there (SQLite only says "unable to open").
+        const fs::path parent = fs::absolute(path, ec).parent_path();
+        if (fs::is_directory(parent, ec) && ::access(parent.c_str(), W_OK) != 0)
+            throw Error(path + ": cannot create the label store: its folder is not writable (" +
+                        std::strerror(errno) + ")");
+    }
 
     sqlite3* db = nullptr;
     const int flags =

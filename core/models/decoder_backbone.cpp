@@ -27,6 +27,21 @@ std::vector<std::int64_t> DecoderBackbone::normaliseIds(const std::vector<std::i
     return out;
 }
 
+namespace {
+
+// Refuses `length` more tokens after the `start` already in a context when they pass the model's context
+// (max_position_embeddings), naming both numbers.
+void checkContextRoom(std::int64_t context, std::int64_t start, std::int64_t length, bool dynamicImages) {
+    if (context <= 0 || start + length <= context) return;
+    std::string what = "the prompt is " + std::to_string(length) + " tokens";
+    if (start > 0) what += " after the " + std::to_string(start) + " already in the context";
+    throw Error(what + ", more than the model's context of " + std::to_string(context) +
+                " tokens (max_position_embeddings in its config.json); ask a shorter question" +
+                (dynamicImages ? " or give the image a smaller pixel budget" : ""));
+}
+
+}  // namespace
+
 PrefillResult DecoderBackbone::prefill(Context& ctx, const PromptInput& prompt,
                                        const PrefillOptions& options) const {
     torch::NoGradGuard noGrad;
@@ -35,6 +50,7 @@ PrefillResult DecoderBackbone::prefill(Context& ctx, const PromptInput& prompt,
     TORCH_CHECK(!ids.empty(), "prefill: empty prompt");
     const std::int64_t len = std::int64_t(ids.size());
     const std::int64_t start = ctx.length();
+    checkContextRoom(m_text->config().maxPositionEmbeddings, start, len, m_info.imageTokens == 0);
     const int endLayer = options.endLayer < 0 ? m_info.layers : options.endLayer;
     TORCH_CHECK(endLayer >= 0 && endLayer <= m_info.layers, "prefill: endLayer ", options.endLayer,
                 " outside [0, ", m_info.layers, "]");

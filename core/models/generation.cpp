@@ -6,6 +6,9 @@
 #include <limits>
 #include <numeric>
 
+#include "core/models/decoder_backbone.h"
+#include "core/result.h"
+
 namespace sdrpn::models {
 
 TokenSampler::TokenSampler(const GenerationOptions& options) : m_options(options), m_rng(options.seed) {}
@@ -66,6 +69,15 @@ bool isStop(std::int64_t token, const Backbone& model, const GenerationOptions& 
         return true;
     }
     return false;
+}
+
+// How many of `wanted` new tokens fit after the `length` in a context: the model's context
+// (max_position_embeddings of a decoder's text config) minus the length; `wanted` when it has no limit.
+std::int64_t contextRoom(const Backbone& model, std::int64_t length, std::int64_t wanted) {
+    const auto* decoder = dynamic_cast<const DecoderBackbone*>(&model);
+    const std::int64_t context = decoder ? decoder->text()->config().maxPositionEmbeddings : 0;
+    if (context <= 0) return wanted;
+    return std::max<std::int64_t>(0, std::min(wanted, context - length));
 }
 
 bool isGreedy(const GenerationOptions& options) {
@@ -163,24 +175,36 @@ GenerationResult generateFrom(const Backbone& model, Context& ctx, torch::Tensor
     torch::NoGradGuard noGrad;
     TORCH_CHECK(lastLogits.defined() && lastLogits.dim() == 1,
                 "generate: logits of the last token must be [vocab]");
-    const int burst = effectiveSyncEvery(options, lastLogits);
-    if (burst > 1) return generateInBursts(model, ctx, std::move(lastLogits), options, job, onToken, burst);
+    if (!torch::isfinite(lastLogits).all().item<bool>()) {
+        const auto& info = model.info();
+        throw Error(
+            "the model's output holds NaN or infinite values (the logits of the prompt's last token): "
+            "the weights in " +
+            (info.source.empty() ? std::string("the model folder") : info.source) +
+            " may hold NaN or Inf values, or " + computeDTypeName(info.dtype) +
+            " overflows in this model (try fp32 or bf16)");
+    }
+    // Every chosen token but the last is fed back: the whole answer has to fit in the context.
+    GenerationOptions fitted = options;
+    fitted.maxNewTokens = int(contextRoom(model, ctx.length(), options.maxNewTokens));
+    const int burst = effectiveSyncEvery(fitted, lastLogits);
+    if (burst > 1) return generateInBursts(model, ctx, std::move(lastLogits), fitted, job, onToken, burst);
     GenerationResult result;
     result.promptTokens = ctx.length();
     TokenSampler sampler(options);
     std::vector<torch::Tensor> steps;
     auto logits = std::move(lastLogits);
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < options.maxNewTokens; ++i) {
+    for (int i = 0; i < fitted.maxNewTokens; ++i) {
         job.throwIfCancelled();
         auto cpuLogits = logits.to(torch::kCPU, torch::kFloat);
         const std::int64_t token = sampler.next(cpuLogits);
         result.tokens.push_back(token);
         if (options.keepStepLogits) steps.push_back(cpuLogits);
         if (onToken) onToken(token, std::size_t(i));
-        job.report(i + 1, options.maxNewTokens, "decoding");
+        job.report(i + 1, fitted.maxNewTokens, "decoding");
         if (isStop(token, model, options, result.stopReason)) break;
-        if (i + 1 == options.maxNewTokens) {
+        if (i + 1 == fitted.maxNewTokens) {
             result.stopReason = StopReason::MaxTokens;
             break;
         }

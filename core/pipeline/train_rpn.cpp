@@ -1,9 +1,14 @@
 #include "core/pipeline/train_rpn.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -139,14 +144,30 @@ json readJson(const fs::path& path) {
     }
 }
 
-// Writes `text` to `path` through a temporary file and a rename.
-void writeTextAtomically(const fs::path& path, const std::string& text) {
+// Writes `bytes` to `path` through a temporary file and a rename; a failed write (a full disk, a
+// read-only folder) throws naming the file and the reason, and leaves `path` as it was.
+void writeTextAtomically(const fs::path& path, const std::string& bytes) {
     const fs::path tmp = path.string() + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << text;
-        out.flush();
-        if (!out) throw Error("cannot write " + tmp.string());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw Error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const std::string why = std::strerror(n < 0 ? errno : ENOSPC);
+            ::close(fd);
+            std::error_code ec;
+            fs::remove(tmp, ec);
+            throw Error("cannot write " + tmp.string() + ": " + why);
+        }
+        done += std::size_t(n);
+    }
+    if (::close(fd) != 0) {
+        const std::string why = std::strerror(errno);
+        std::error_code ec;
+        fs::remove(tmp, ec);
+        throw Error("cannot write " + tmp.string() + ": " + why);
     }
     std::error_code ec;
     fs::rename(tmp, path, ec);
@@ -273,7 +294,8 @@ RpnConfig validateOptions(const LoadedModel& model, const TrainOptions& o, bool 
     {
         std::ofstream out(probe);
         out << "x";
-        if (!out) throw Error(o.outDir + ": the output folder is not writable");
+        if (!out)
+            throw Error(o.outDir + ": the output folder is not writable (" + std::strerror(errno) + ")");
     }
     fs::remove(probe, ec);
     return rpn;
@@ -519,7 +541,10 @@ private:
                 auto it = stored.find(key);
                 if (it == stored.end()) throw Error(file.string() + ": no tensor '" + key + "'");
                 if (it->second.sizes() != tensor.sizes())
-                    throw Error(file.string() + ": tensor '" + key + "' has the wrong shape");
+                    throw Error(file.string() + ": tensor '" + key + "' is " + c10::str(it->second.sizes()) +
+                                " but the twig of " + m_backbone.info().source + " needs " +
+                                c10::str(tensor.sizes()) +
+                                ": the checkpoint was trained on another backbone");
                 tensor.copy_(it->second);
             }
         } else if (!m_o.initFrom.empty()) {
@@ -612,7 +637,15 @@ private:
         std::error_code ec;
         fs::remove_all(tmp, ec);
         saveRpn(m_rpn, tmp.string());
-        torch::save(optimizer, (tmp / kOptimizerFile).string());
+        // Through memory: LibTorch's file writer throws from its destructor when the disk fills, which
+        // ends the process; our own writes say which file and why.
+        std::ostringstream optimizerBytes;
+        {
+            torch::serialize::OutputArchive archive;
+            optimizer.save(archive);
+            archive.save_to(optimizerBytes);
+        }
+        writeTextAtomically(tmp / kOptimizerFile, optimizerBytes.str());
         json state;
         state["step"] = step;
         state["epoch"] = step / m_stepsPerEpoch;
