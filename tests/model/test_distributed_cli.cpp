@@ -20,8 +20,7 @@
 
 #include "core/data/label_store.h"
 #include "core/dist/group.h"
-#include "core/io/safetensors.h"
-#include "core/io/tensor_io.h"
+#include "tests/support/job_outputs.h"
 #include "tests/support/test_support.h"
 
 extern char** environ;
@@ -94,37 +93,6 @@ int waitRank(const Rank& r, double seconds) {
     }
 }
 
-std::map<std::string, torch::Tensor> readWeights(const std::string& file) {
-    const auto archive = io::SafetensorsArchive::open(file);
-    std::map<std::string, torch::Tensor> out;
-    for (auto& [k, v] : io::loadTensors(*archive)) out[k] = v.clone();
-    return out;
-}
-
-// The same training to float rounding. Sums in another order differ in the last bits, and AdamW's first
-// steps move each weight by about lr · g / (|g| + eps): an element whose gradient is near zero can move by
-// up to ~lr / 50 from such bits. So: at most 0.1% of the elements beyond 1e-6, none beyond 1e-4.
-void expectSameWeights(const std::string& a, const std::string& b) {
-    const auto wa = readWeights(a), wb = readWeights(b);
-    ASSERT_EQ(wa.size(), wb.size());
-    ASSERT_FALSE(wa.empty());
-    std::int64_t elements = 0, off = 0;
-    double worst = 0.0;
-    std::string worstKey;
-    for (const auto& [key, t] : wa) {
-        ASSERT_TRUE(wb.count(key)) << key;
-        ASSERT_EQ(wb.at(key).sizes(), t.sizes()) << key;
-        const torch::Tensor diff = (wb.at(key).to(torch::kDouble) - t.to(torch::kDouble)).abs();
-        elements += diff.numel();
-        off += (diff > 1e-6).sum().item<std::int64_t>();
-        const double m = diff.max().item<double>();
-        if (m > worst) worst = m, worstKey = key;
-    }
-    EXPECT_LE(double(off), 0.001 * double(elements))
-        << off << " of " << elements << " elements differ by > 1e-6";
-    EXPECT_LE(worst, 1e-4) << worstKey;
-}
-
 // "loss" and "grad_norm" of every line of a metrics.jsonl.
 std::vector<std::pair<double, double>> lossAndGradNorm(const std::string& file) {
     std::vector<std::pair<double, double>> out;
@@ -175,16 +143,8 @@ protected:
                " --K 3 --T 2 --lr 1e-3 --warmup-ratio 0 --quiet";
     }
 
-    // Merging `b` into a copy of `a`: every sample a duplicate (same answer, same maps), none added.
     void expectSameStore(const std::string& a, const std::string& b, std::int64_t samples) {
-        const std::string copy = dir + "/compare-" + std::to_string(++compares) + ".sdrpn";
-        fs::copy_file(a, copy);
-        data::LabelStore store = data::LabelStore::open(copy);
-        const data::MergeReport r = store.mergeFrom(b);
-        EXPECT_EQ(r.added, 0);
-        EXPECT_EQ(r.duplicates, samples);
-        EXPECT_TRUE(r.conflicts.empty()) << r.conflicts.front().key << ": " << r.conflicts.front().reason;
-        EXPECT_EQ(store.count(), samples);
+        test::expectSameStore(a, b, samples, dir + "/compare-" + std::to_string(++compares) + ".sdrpn");
     }
 
     std::string dir, fixture;
@@ -237,7 +197,7 @@ TEST_F(DistributedCli, OneStepOnTwoRanksEqualsOneRankWithTheSameGlobalBatchAndRe
               0)
         << out;
     // The loss and the all-reduced gradient's norm match to float rounding, and so does the step.
-    expectSameWeights(dir + "/one/model.safetensors", dir + "/two/model.safetensors");
+    test::expectSameWeights(dir + "/one/model.safetensors", dir + "/two/model.safetensors");
     const auto m1 = lossAndGradNorm(dir + "/one/metrics.jsonl"),
                m2 = lossAndGradNorm(dir + "/two/metrics.jsonl");
     ASSERT_EQ(m1.size(), 1u);
@@ -260,7 +220,7 @@ TEST_F(DistributedCli, OneStepOnTwoRanksEqualsOneRankWithTheSameGlobalBatchAndRe
                                &out),
               0)
         << out;
-    expectSameWeights(dir + "/straight/model.safetensors", dir + "/ranks/model.safetensors");
+    test::expectSameWeights(dir + "/straight/model.safetensors", dir + "/ranks/model.safetensors");
     const std::string from = " --resume-from " + dir + "/ranks/checkpoint-2";
     EXPECT_EQ(test::runCommand(
                   kSdrpn + " " + trainArgs(store, dir + "/resumed") + " --batch 2" + epochs + from, &out),
@@ -271,7 +231,7 @@ TEST_F(DistributedCli, OneStepOnTwoRanksEqualsOneRankWithTheSameGlobalBatchAndRe
                   kSdrpn + " " + trainArgs(store, dir + "/resumed") + " --batch 4" + epochs + from, &out),
               0)
         << out;
-    expectSameWeights(dir + "/straight/model.safetensors", dir + "/resumed/model.safetensors");
+    test::expectSameWeights(dir + "/straight/model.safetensors", dir + "/resumed/model.safetensors");
 }
 
 TEST_F(DistributedCli, KillingATrainingRankStopsTheOtherWithAMessageWithinTheTimeout) {
