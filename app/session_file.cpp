@@ -1,6 +1,8 @@
 #include "app/session_file.h"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 
@@ -14,7 +16,7 @@
 #include "core/io/safetensors.h"
 #include "core/result.h"
 #include "core/sdrpn/roi.h"
-#include "app/threshold_controller.h"
+#include "app/qt_json.h"
 
 namespace {
 
@@ -48,6 +50,18 @@ QJsonObject geometryToJson(const sdrpn::models::GridGeometry& g) {
     return o;
 }
 
+// A JSON number as T, refused when it is not finite or does not fit (the cast would be undefined).
+template <class T>
+T numberAs(const QJsonValue& value, const std::string& key) {
+    const double d = value.toDouble(std::numeric_limits<double>::quiet_NaN());
+    bool fits = std::isfinite(d);
+    if constexpr (std::is_integral_v<T>)
+        fits = fits && d >= double(std::numeric_limits<T>::min()) &&
+               d <= double(std::numeric_limits<T>::max()) && d == std::floor(d);
+    if (!fits) throw std::runtime_error("\"" + key + "\" must be a number that fits");
+    return T(d);
+}
+
 sdrpn::models::GridGeometry geometryFromJson(const QJsonObject& o) {
     sdrpn::models::GridGeometry g;
     auto pair = [&](const char* key, auto& a, auto& b) {
@@ -55,8 +69,8 @@ sdrpn::models::GridGeometry geometryFromJson(const QJsonObject& o) {
         using A = std::decay_t<decltype(a)>;
         using B = std::decay_t<decltype(b)>;
         if (v.size() != 2) throw std::runtime_error(std::string("geometry key \"") + key + "\" needs [a, b]");
-        a = A(v[0].toDouble());
-        b = B(v[1].toDouble());
+        a = numberAs<A>(v[0], std::string("geometry.") + key);
+        b = numberAs<B>(v[1], std::string("geometry.") + key);
     };
     g.fit = sdrpn::models::ImageFit(o.value("fit").toInt());
     pair("source", g.sourceWidth, g.sourceHeight);
@@ -88,6 +102,40 @@ std::vector<float> readF32(const sdrpn::io::SafetensorsFile& file, const std::st
     std::vector<float> values(static_cast<std::size_t>(numel));
     std::memcpy(values.data(), raw.data, values.size() * sizeof(float));
     return values;
+}
+
+// Throws naming what in a sidecar's maps does not add up: the views index the values by heads x rows x
+// keys and the keys by the image spans and their grids, so those must agree before anything draws them.
+void checkMaps(const sdrpn::models::AttentionMaps& m) {
+    auto fail = [](const std::string& what) { throw std::runtime_error("maps: " + what); };
+    if (m.heads < 0 || m.heads > 4096) fail("heads " + std::to_string(m.heads) + " outside [0, 4096]");
+    if (m.imageKeys < 0 || m.imageKeys > (std::int64_t(1) << 24))
+        fail("image_keys " + std::to_string(m.imageKeys) + " outside [0, 2^24]");
+    if (m.rows.size() > (std::size_t(1) << 20))
+        fail(std::to_string(m.rows.size()) + " rows (more than 2^20)");
+    if (!m.imageKeyPositions.empty() && std::int64_t(m.imageKeyPositions.size()) != m.imageKeys)
+        fail(std::to_string(m.imageKeyPositions.size()) + " image key positions for " +
+             std::to_string(m.imageKeys) + " image keys");
+    std::int64_t spanned = 0;
+    for (const auto& span : m.imageSpans) {
+        if (span.start < 0 || span.length < 0 || span.length > m.imageKeys)
+            fail("an image span [" + std::to_string(span.start) + ", +" + std::to_string(span.length) +
+                 ") outside the " + std::to_string(m.imageKeys) + " image keys");
+        if (span.grid.rows < 0 || span.grid.cols < 0 ||
+            ((span.grid.rows > 0 || span.grid.cols > 0) &&
+             std::int64_t(span.grid.rows) * span.grid.cols != span.length))
+            fail("an image span of " + std::to_string(span.length) + " rows with a " +
+                 std::to_string(span.grid.rows) + " x " + std::to_string(span.grid.cols) + " grid");
+        spanned += span.length;
+    }
+    if (!m.imageSpans.empty() && spanned != m.imageKeys)
+        fail("the image spans cover " + std::to_string(spanned) + " of " + std::to_string(m.imageKeys) +
+             " image keys");
+    for (const auto& row : m.rows)
+        if (int(row.kind) < 0 || int(row.kind) > int(sdrpn::models::QueryKind::Answer))
+            fail("a row of unknown kind " + std::to_string(int(row.kind)));
+    for (std::size_t i = 1; i < m.layers.size(); ++i)
+        if (m.layers[i].layer <= m.layers[i - 1].layer) fail("layers not in increasing order");
 }
 
 }  // namespace
@@ -193,22 +241,24 @@ std::optional<SessionMaps> loadSessionMaps(const QString& path, QString* error) 
             r->hitTokenLimit = o.value("hit_token_limit").toBool();
             auto& m = r->maps;
             m.heads = o.value("heads").toInt();
-            m.imageKeys = std::int64_t(o.value("image_keys").toDouble());
+            m.imageKeys = numberAs<std::int64_t>(o.value("image_keys"), "image_keys");
             for (const QJsonValue& v : o.value("image_key_positions").toArray())
-                m.imageKeyPositions.push_back(std::int64_t(v.toDouble()));
+                m.imageKeyPositions.push_back(numberAs<std::int64_t>(v, "image_key_positions"));
             for (const QJsonValue& v : o.value("image_spans").toArray()) {
                 const QJsonArray a = v.toArray();
                 sdrpn::models::ImageSpan span;
-                span.start = std::int64_t(a.at(0).toDouble());
-                span.length = std::int64_t(a.at(1).toDouble());
+                span.start = numberAs<std::int64_t>(a.at(0), "image_spans");
+                span.length = numberAs<std::int64_t>(a.at(1), "image_spans");
                 span.grid = {a.at(2).toInt(), a.at(3).toInt()};
                 m.imageSpans.push_back(span);
             }
             for (const QJsonValue& v : o.value("rows").toArray()) {
                 const QJsonArray a = v.toArray();
-                m.rows.push_back({std::int64_t(a.at(0).toDouble()), std::int64_t(a.at(1).toDouble()),
+                m.rows.push_back({numberAs<std::int64_t>(a.at(0), "rows"),
+                                  numberAs<std::int64_t>(a.at(1), "rows"),
                                   sdrpn::models::QueryKind(a.at(2).toInt())});
             }
+            checkMaps(m);  // the sizes first: the layers' size follows from them
             const std::int64_t numel = std::int64_t(m.heads) * std::int64_t(m.rows.size()) * m.imageKeys;
             for (const QJsonValue& v : o.value("layers").toArray()) {
                 sdrpn::models::LayerAttention layer;
@@ -216,6 +266,7 @@ std::optional<SessionMaps> loadSessionMaps(const QString& path, QString* error) 
                 layer.values = readF32(*file, "layer." + std::to_string(layer.layer), numel);
                 m.layers.push_back(std::move(layer));
             }
+            checkMaps(m);
             out.maps = std::move(r);
         }
         if (meta.value("roi").isObject()) {

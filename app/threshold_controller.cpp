@@ -115,14 +115,6 @@ std::string labelPresetForModel(const sdrpn::ModelCard& card) {
     return {};
 }
 
-QJsonObject toQJson(const nlohmann::json& json) {
-    return QJsonDocument::fromJson(QByteArray::fromStdString(json.dump())).object();
-}
-
-nlohmann::json fromQJson(const QJsonObject& json) {
-    return nlohmann::json::parse(QJsonDocument(json).toJson(QJsonDocument::Compact).toStdString());
-}
-
 ThresholdController::ThresholdController(ThresholdPanel* panel, ImageView* labelView, ImageView* roiView,
                                          QObject* parent)
     : QObject(parent),

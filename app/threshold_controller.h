@@ -27,6 +27,7 @@
 #include <QString>
 
 #include "app/ask_session.h"
+#include "app/qt_json.h"
 #include "app/rpn_session.h"
 #include "core/pipeline/model_card.h"
 #include "core/sdrpn/labels.h"
@@ -55,10 +56,6 @@ struct LabelCounts {
 // "models--llava-hf--llava-1.5-7b-hf" folder above a snapshot counts too), provided the model has the
 // preset's layers and heads. Empty when none fits.
 std::string labelPresetForModel(const sdrpn::ModelCard& card);
-
-// The core's settings JSON as Qt JSON and back (the objects the panel edits).
-QJsonObject toQJson(const nlohmann::json& json);
-nlohmann::json fromQJson(const QJsonObject& json);
 
 class ThresholdController : public QObject {
     Q_OBJECT
