@@ -18,3 +18,14 @@ if(SDRPN_BUILD_FUZZ)
   add_link_options(-fsanitize=address,undefined)
   message(STATUS "sdrpn: fuzz build (libFuzzer + ASan + UBSan)")
 endif()
+
+# ThreadSanitizer (not with the above). Only the tests that run work on several threads are built
+# (tests/CMakeLists.txt, SDRPN_THREAD_TESTS); scripts/sanitize threads runs them.
+if(SDRPN_SANITIZE_THREADS)
+  if(SDRPN_SANITIZE OR SDRPN_BUILD_FUZZ)
+    message(FATAL_ERROR "SDRPN_SANITIZE_THREADS cannot be combined with SDRPN_SANITIZE or SDRPN_BUILD_FUZZ")
+  endif()
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+  message(STATUS "sdrpn: ThreadSanitizer build")
+endif()
