@@ -19,13 +19,16 @@ if(SDRPN_BUILD_FUZZ)
   message(STATUS "sdrpn: fuzz build (libFuzzer + ASan + UBSan)")
 endif()
 
-# ThreadSanitizer (not with the above). Only the tests that run work on several threads are built
-# (tests/CMakeLists.txt, SDRPN_THREAD_TESTS); scripts/sanitize threads runs them.
-if(SDRPN_SANITIZE_THREADS)
-  if(SDRPN_SANITIZE OR SDRPN_BUILD_FUZZ)
-    message(FATAL_ERROR "SDRPN_SANITIZE_THREADS cannot be combined with SDRPN_SANITIZE or SDRPN_BUILD_FUZZ")
-  endif()
-  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
-  add_link_options(-fsanitize=thread)
-  message(STATUS "sdrpn: ThreadSanitizer build")
+# ThreadSanitizer: not a build of its own. With SDRPN_THREAD_CHECK the threaded tests (the job manager, the
+# studio's labeling and training jobs, the core labeling job) get a second, instrumented executable each,
+# label `threads`, beside their normal one (tests/CMakeLists.txt). Their job layer is compiled again with
+# -fsanitize=thread; the core's numerics link as they are, like LibTorch (one thread per job).
+if(SDRPN_THREAD_CHECK AND (SDRPN_SANITIZE OR SDRPN_BUILD_FUZZ OR SDRPN_TORCH_ONLY OR
+                           NOT CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang"))
+  set(SDRPN_THREAD_CHECK OFF)
 endif()
+function(sdrpn_thread_sanitize target)
+  # The torch PCH is built without it: its header is then read as text (still first), hence no warning.
+  target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer -Wno-invalid-pch)
+  target_link_options(${target} PRIVATE -fsanitize=thread)
+endfunction()

@@ -15,14 +15,6 @@ namespace {
 
 constexpr const char* kPluginFile = "libsdrpn_spm.so";
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SDRPN_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SDRPN_ASAN 1
-#endif
-#endif
-
 std::string executableDir() {
     std::error_code ec;
     const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -36,14 +28,20 @@ void bind(void* handle, const char* name, F& slot, std::string& missing) {
     if (!slot) missing += std::string(missing.empty() ? "" : ", ") + name;
 }
 
+// Whether a sanitizer runtime (ASan, TSan) runs this process: they refuse RTLD_DEEPBIND.
+bool underSanitizer() {
+    return dlsym(RTLD_DEFAULT, "__asan_init") != nullptr || dlsym(RTLD_DEFAULT, "__tsan_init") != nullptr;
+}
+
 // Opens one candidate; on failure returns null and says why in `why`.
 std::unique_ptr<SpmApi> open(const std::string& path, std::string& why) {
-    int flags = RTLD_NOW | RTLD_LOCAL;
-#if !defined(SDRPN_ASAN)
-    // Bind the plugin's references to its own sentencepiece (and that library's protobuf copy) first.
-    flags |= RTLD_DEEPBIND;
-#endif
-    void* handle = dlopen(path.c_str(), flags);
+    // The plugin's references must bind to its own sentencepiece (and that library's protobuf copy), not
+    // to LibTorch's protobuf. RTLD_DEEPBIND does that; under a sanitizer, which refuses it, the plugin gets
+    // a link namespace of its own (dlmopen): its C interface passes only plain values and caller buffers.
+    const bool isolated = underSanitizer();
+    void* handle = isolated ? dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL)
+                            : dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    const int flags = isolated ? 0 : RTLD_DEEPBIND;
     if (!handle) {
         const char* err = dlerror();
         why = err ? err : "dlopen failed";

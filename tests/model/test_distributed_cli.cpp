@@ -21,6 +21,7 @@
 #include "core/data/label_store.h"
 #include "core/dist/group.h"
 #include "tests/support/job_outputs.h"
+#include "tests/support/label_workspace.h"
 #include "tests/support/test_support.h"
 
 extern char** environ;
@@ -109,46 +110,16 @@ std::vector<std::pair<double, double>> lossAndGradNorm(const std::string& file) 
 
 }  // namespace
 
-class DistributedCli : public ::testing::Test {
+class DistributedCli : public test::LabelWorkspace {
 protected:
     void SetUp() override {
-        if (!fs::exists(kSdrpn)) FAIL() << kSdrpn << " is missing: build the sdrpn target first";
+        LabelWorkspace::SetUp();
         if (!dist::available()) FAIL() << "this build has no c10d/Gloo (install libgloo-dev and reconfigure)";
-        dir = test::scratchDir("dist");
-        fixture = test::fixturePath("tiny-llava-hf");
-        fs::copy_file(fixture + "/image_336.png", dir + "/a.png");
-        fs::copy_file(fixture + "/image_640x480.png", dir + "/b.png");
-        std::ofstream(dir + "/settings.json")
-            << R"({"preset": "llava-1.5-7b", "grounding": [{"layer": 3, "heads": [1, 2]}], "sink": [],
-                  "foreground_ratio": 0.9, "background_ratio": 0.5, "max_box_ratio": 1.0})";
-    }
-
-    std::string writeQuestions(int n) {
-        const std::string path = dir + "/questions.jsonl";
-        std::ofstream jsonl(path);
-        for (int i = 0; i < n; ++i)
-            jsonl << R"({"question_id": "q)" << i << R"(", "image": ")" << (i % 2 ? "b" : "a")
-                  << R"(.png", "question": "What is thing number )" << i << R"(?"})"
-                  << "\n";
-        return path;
     }
 
     std::string labelArgs(const std::string& questions, const std::string& store, int tokens = 4) const {
-        return "label --model " + fixture + " --data " + questions + " --images " + dir + " --store " +
-               store + " --settings " + dir + "/settings.json --max-new-tokens " + std::to_string(tokens);
+        return LabelWorkspace::labelArgs(questions, store, tokens);
     }
-
-    std::string trainArgs(const std::string& store, const std::string& out) const {
-        return "train --model " + fixture + " --store " + store + " --images " + dir + " --out " + out +
-               " --K 3 --T 2 --lr 1e-3 --warmup-ratio 0 --quiet";
-    }
-
-    void expectSameStore(const std::string& a, const std::string& b, std::int64_t samples) {
-        test::expectSameStore(a, b, samples, dir + "/compare-" + std::to_string(++compares) + ".sdrpn");
-    }
-
-    std::string dir, fixture;
-    int compares = 0;
 };
 
 TEST_F(DistributedCli, LabelingSplitOverTwoRanksThenMergedEqualsOneProcess) {

@@ -18,6 +18,7 @@
 #include "core/io/safetensors.h"
 #include "core/io/tensor_io.h"
 #include "tests/support/job_outputs.h"
+#include "tests/support/label_workspace.h"
 #include "tests/support/test_support.h"
 
 using namespace sdrpn;
@@ -117,38 +118,13 @@ std::string describe(int status) {
 
 }  // namespace
 
-class FaultsCli : public ::testing::Test {
+class FaultsCli : public test::LabelWorkspace {
 protected:
-    void SetUp() override {
-        if (!fs::exists(kSdrpn)) FAIL() << kSdrpn << " is missing: build the sdrpn target first";
-        dir = test::scratchDir("faults");
-        fixture = test::fixturePath("tiny-llava-hf");
-        fs::copy_file(fixture + "/image_336.png", dir + "/a.png");
-        fs::copy_file(fixture + "/image_640x480.png", dir + "/b.png");
-        std::ofstream(dir + "/settings.json")
-            << R"({"preset": "llava-1.5-7b", "grounding": [{"layer": 3, "heads": [1, 2]}], "sink": [],
-                  "foreground_ratio": 0.9, "background_ratio": 0.5, "max_box_ratio": 1.0})";
+    std::string labelArgs(const std::string& questions, const std::string& store) const {
+        return LabelWorkspace::labelArgs(questions, store, 6);
     }
-
-    std::string writeQuestions(int n) const {
-        const std::string path = dir + "/questions-" + std::to_string(n) + ".jsonl";
-        std::ofstream jsonl(path);
-        for (int i = 0; i < n; ++i)
-            jsonl << R"({"question_id": "q)" << i << R"(", "image": ")" << (i % 2 ? "b" : "a")
-                  << R"(.png", "question": "What is thing number )" << i << R"(?"})"
-                  << "\n";
-        return path;
-    }
-
-    std::string labelArgs(const std::string& questions, const std::string& store, int tokens = 6) const {
-        return "label --model " + fixture + " --data " + questions + " --images " + dir + " --store " +
-               test::shellQuote(store) + " --settings " + dir + "/settings.json --max-new-tokens " +
-               std::to_string(tokens);
-    }
-
     std::string trainArgs(const std::string& store, const std::string& out) const {
-        return "train --model " + fixture + " --store " + store + " --images " + dir + " --out " +
-               test::shellQuote(out) + " --K 3 --T 2 --lr 1e-3 --warmup-ratio 0 --batch 1 --quiet";
+        return LabelWorkspace::trainArgs(store, out) + " --batch 1";
     }
 
     // A store of `n` questions labelled in one go.
@@ -170,12 +146,6 @@ protected:
             std::int64_t(std::uniform_real_distribution<double>(0.02, 0.8)(rng) * ms));
     }
 
-    void expectSameStore(const std::string& a, const std::string& b, std::int64_t samples) {
-        test::expectSameStore(a, b, samples, dir + "/compare-" + std::to_string(++compares) + ".sdrpn");
-    }
-
-    std::string dir, fixture;
-    int compares = 0;
     std::chrono::steady_clock::duration lastRun{};
 };
 
@@ -280,8 +250,12 @@ TEST_F(FaultsCli, KilledOrInterruptedAtRandomPointsLabelingResumesToTheSameStore
         const Ending e = interruptAfter(args, dir + "/label.log", delay, sig);
         if (e.finished) break;
         ++interrupted;
-        if (sig == SIGINT && WIFEXITED(e.status)) EXPECT_EQ(WEXITSTATUS(e.status), 130) << e.log;
-        if (sig == SIGKILL) EXPECT_TRUE(WIFSIGNALED(e.status)) << describe(e.status) << e.log;
+        if (sig == SIGINT && WIFEXITED(e.status)) {
+            EXPECT_EQ(WEXITSTATUS(e.status), 130) << e.log;
+        }
+        if (sig == SIGKILL) {
+            EXPECT_TRUE(WIFSIGNALED(e.status)) << describe(e.status) << e.log;
+        }
         // Whatever was committed is there, and never less than before.
         if (fs::exists(store)) {
             const std::int64_t now = countIn(store);
@@ -320,7 +294,9 @@ TEST_F(FaultsCli, KilledOrInterruptedAtRandomPointsTrainingResumesToTheSameWeigh
                                         dir + "/train.log", delay, sig);
         finished = e.finished;
         interrupted += finished ? 0 : 1;
-        if (!finished && sig == SIGINT && WIFEXITED(e.status)) EXPECT_EQ(WEXITSTATUS(e.status), 130) << e.log;
+        if (!finished && sig == SIGINT && WIFEXITED(e.status)) {
+            EXPECT_EQ(WEXITSTATUS(e.status), 130) << e.log;
+        }
         if (!finished && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 1) ADD_FAILURE() << e.log;
     }
     EXPECT_GE(interrupted, 2) << "the runs ended before the signals: the delays are too long";
