@@ -96,7 +96,8 @@ TEST(Tokenizer, WorksNextToLibTorch) {
 
 TEST(Tokenizer, OffsetsCoverTheText) {
     SentencePieceTokenizer tok(modelFile());
-    for (const auto& [text, ids] : reference()["tokenizer_cases"].items()) {
+    const auto ref = reference();  // items() refers into it: it must outlive the loop
+    for (const auto& [text, ids] : ref["tokenizer_cases"].items()) {
         const auto spans = tok.encodeWithOffsets(text);
         ASSERT_EQ(spans.size(), ids.size()) << text;
         std::size_t pos = 0;
