@@ -159,23 +159,6 @@ int sentencepiece(const std::uint8_t* data, std::size_t size) {
     });
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SDRPN_FUZZ_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SDRPN_FUZZ_ASAN 1
-#endif
-#endif
-
-const char* sentencepieceUnavailable() {
-#if defined(SDRPN_FUZZ_ASAN)
-    return "SentencePiece cannot be loaded in an AddressSanitizer build (no RTLD_DEEPBIND: its protobuf "
-           "would bind to LibTorch's)";
-#else
-    return nullptr;
-#endif
-}
-
 int datasetFile(const char* target, const char* name, const std::uint8_t* data, std::size_t size) {
     return guard(target, [&] {
         const std::string path = writeInput(name, data, size);
@@ -217,8 +200,7 @@ const std::vector<Target>& targets() {
         {"pickle", "the restricted unpickler (released pseudo-label .pkl files)", pickle},
         {"config", "config.json: LLaVA, Qwen2.5-VL, DeepSeek-VL, CLIP variants and model_type", config},
         {"tokenizer_json", "tokenizer.json (byte-level BPE) then encode / decode", tokenizerJson},
-        {"sentencepiece", "tokenizer.model (sentencepiece protobuf) then encode / decode", sentencepiece,
-         sentencepieceUnavailable},
+        {"sentencepiece", "tokenizer.model (sentencepiece protobuf) then encode / decode", sentencepiece},
         {"dataset_json", "LLaVA conversation JSON (mix665k style)", datasetJson},
         {"dataset_jsonl", "question JSONL (image, question, answer(s), bbox)", datasetJsonl},
         {"label_settings", "label settings JSON (as the studio saves them)", labelSettings},

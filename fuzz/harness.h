@@ -23,10 +23,6 @@ struct Target {
     const char* about;
     // Returns 0 (libFuzzer's convention); aborts with a message on a finding.
     int (*run)(const std::uint8_t* data, std::size_t size);
-    // Why the target cannot run in this build (nullptr when it can). SentencePiece cannot be loaded in
-    // AddressSanitizer builds: without RTLD_DEEPBIND (which ASan forbids) the protobuf bundled in
-    // libsentencepiece binds to LibTorch's libprotobuf, an ABI mismatch that crashes on any model file.
-    const char* (*unavailable)() = nullptr;
 };
 
 const std::vector<Target>& targets();
