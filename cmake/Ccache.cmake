@@ -1,5 +1,6 @@
-# ccache with precompiled headers: gcc needs -fpch-preprocess and ccache needs these sloppiness flags,
-# otherwise every torch TU misses the cache. CCACHE_BASEDIR lets another clone of the tree hit the same cache.
+# ccache with precompiled headers: gcc needs -fpch-preprocess, clang a PCH without a timestamp (so that a
+# rebuilt PCH is the same file), and ccache needs these sloppiness flags; otherwise every torch TU misses.
+# CCACHE_BASEDIR lets another clone of the tree hit the same cache.
 if(SDRPN_USE_CCACHE)
   find_program(SDRPN_CCACHE ccache)
   if(SDRPN_CCACHE)
@@ -9,6 +10,8 @@ if(SDRPN_USE_CCACHE)
         ${SDRPN_CCACHE})
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
       add_compile_options(-fpch-preprocess)
+    elseif(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+      add_compile_options(-Xclang -fno-pch-timestamp)
     endif()
     message(STATUS "sdrpn: using ccache ${SDRPN_CCACHE}")
   endif()
