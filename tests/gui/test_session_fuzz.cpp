@@ -15,9 +15,11 @@
 #include "app/session_file.h"
 #include "fuzz/session_target.h"
 #include "tests/gui/gui_test_support.h"
+#include "tests/support/fuzz_inputs.h"
 #include "tests/support/test_support.h"
 
 namespace fs = std::filesystem;
+using sdrpn::test::filesIn;
 
 namespace {
 
@@ -26,15 +28,6 @@ using Bytes = std::string;
 Bytes readBytes(const fs::path& file) {
     std::ifstream in(file, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), {}};
-}
-
-std::vector<fs::path> filesIn(const fs::path& dir) {
-    std::vector<fs::path> files;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec))
-        if (e.is_regular_file()) files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    return files;
 }
 
 int run(const Bytes& b) {
@@ -174,8 +167,9 @@ TEST(SessionFuzz, SeedsAndFoundCrashesLoadOrAreRefusedWithAMessage) {
         SCOPED_TRACE(inputs[i].string());
         const Bytes b = readBytes(inputs[i]);
         EXPECT_EQ(run(b), 0);
-        if (i < seedCount && inputs[i].filename().string().rfind("bad_", 0) != 0)
+        if (i < seedCount && inputs[i].filename().string().rfind("bad_", 0) != 0) {
             EXPECT_EQ(sdrpn::fuzz::lastSessionRefusal(), "") << "the seed is refused";
+        }
         for (std::size_t n : {std::size_t(1), b.size() / 2, b.empty() ? 0 : b.size() - 1}) {
             EXPECT_EQ(run(b.substr(0, n)), 0) << n << " bytes";
             EXPECT_NE(sdrpn::fuzz::lastSessionRefusal(), "") << "a session cut to " << n << " bytes loaded";

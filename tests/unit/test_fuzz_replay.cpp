@@ -1,6 +1,6 @@
 // Replays the fuzz targets' seed corpora (fuzz/seeds/<target>/) and every input that once broke a parser
 // (tests/data/fuzz/<target>/) through the fuzz harness (fuzz/harness.h). A parser that crashes, trips a
-// sanitizer or lets anything but sdrpn::Error escape aborts this test; under .ci/run it runs with ASan +
+// sanitizer or lets anything but sdrpn::Error escape aborts this test; scripts/test runs it under ASan +
 // UBSan.
 #include <algorithm>
 #include <filesystem>
@@ -11,19 +11,12 @@
 #include <gtest/gtest.h>
 
 #include "fuzz/harness.h"
+#include "tests/support/fuzz_inputs.h"
 
 namespace fs = std::filesystem;
+using sdrpn::test::filesIn;
 
 namespace {
-
-std::vector<fs::path> filesIn(const fs::path& dir) {
-    std::vector<fs::path> files;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec))
-        if (e.is_regular_file()) files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    return files;
-}
 
 std::vector<std::uint8_t> bytesOf(const fs::path& file) {
     std::ifstream in(file, std::ios::binary);
@@ -49,8 +42,9 @@ TEST_P(FuzzReplay, SeedsAndFoundCrashesEndInAClearErrorOrSuccess) {
         const std::vector<std::uint8_t> bytes = bytesOf(file);
         EXPECT_EQ(target->run(bytes.data(), bytes.size()), 0);
         // A seed is a valid input (so that the fuzzer starts from what parses), unless named bad_*.
-        if (i < seedCount && file.filename().string().rfind("bad_", 0) != 0)
+        if (i < seedCount && file.filename().string().rfind("bad_", 0) != 0) {
             EXPECT_EQ(sdrpn::fuzz::lastRefusal(), "") << "the seed is refused";
+        }
         // Every prefix a download cut short could leave: the first byte, half, all but one.
         for (std::size_t n : {std::size_t(1), bytes.size() / 2, bytes.size() > 0 ? bytes.size() - 1 : 0})
             EXPECT_EQ(target->run(bytes.data(), std::min(n, bytes.size())), 0) << n << " bytes";
