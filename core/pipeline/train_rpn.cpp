@@ -43,6 +43,7 @@ constexpr std::size_t kSkippedReasonsKept = 20;
 constexpr const char* kCheckpointPrefix = "checkpoint-";
 constexpr const char* kStateFile = "trainer_state.json";
 constexpr const char* kOptimizerFile = "optimizer.pt";
+constexpr const char* kSupersededSuffix = ".old";
 constexpr const char* kMetricsFile = "metrics.jsonl";
 
 double secondsSince(Clock::time_point t0) {
@@ -444,12 +445,30 @@ private:
             m_summary.skippedReasons.push_back(key + ": " + reason);
     }
 
+    // Unfinished checkpoint-<step>.tmp folders go. A checkpoint-<step>.old is the earlier copy of a step
+    // that was being written again: it goes when the new copy is whole, and is put back otherwise.
     void removeStaleTemporaries() {
         std::error_code ec;
+        std::vector<fs::path> stale, superseded;
         for (const auto& entry : fs::directory_iterator(m_outDir, ec)) {
             const std::string name = entry.path().filename().string();
-            if (name.rfind(kCheckpointPrefix, 0) == 0 && entry.path().extension() == ".tmp")
-                fs::remove_all(entry.path(), ec);
+            if (name.rfind(kCheckpointPrefix, 0) != 0) continue;
+            if (entry.path().extension() == ".tmp") stale.push_back(entry.path());
+            if (entry.path().extension() == kSupersededSuffix) superseded.push_back(entry.path());
+        }
+        for (const fs::path& p : stale) fs::remove_all(p, ec);
+        for (const fs::path& p : superseded) {
+            fs::path whole = p;
+            whole.replace_extension();
+            if (fs::exists(whole / kStateFile)) {
+                fs::remove_all(p, ec);
+                continue;
+            }
+            fs::remove_all(whole, ec);
+            ec.clear();
+            fs::rename(p, whole, ec);
+            if (ec)
+                throw Error("cannot restore " + whole.string() + " from " + p.string() + ": " + ec.message());
         }
     }
 
@@ -660,9 +679,19 @@ private:
         state["losses"] = m_losses;
         state["options"] = optionsJson(m_o, m_rpnConfig);
         writeTextAtomically(tmp / kStateFile, state.dump(2) + "\n");
-        if (fs::exists(final)) fs::remove_all(final, ec);
+        // The same step again (a resumed run stopped before its next step): the earlier copy steps aside
+        // as checkpoint-<step>.old until the new one is in place, so a crash between the two renames
+        // leaves one whole checkpoint (removeStaleTemporaries puts it back).
+        const fs::path old = m_outDir / (checkpointName(step) + kSupersededSuffix);
+        fs::remove_all(old, ec);
+        ec.clear();
+        if (fs::exists(final)) {
+            fs::rename(final, old, ec);
+            if (ec) throw Error("cannot replace " + final.string() + ": " + ec.message());
+        }
         fs::rename(tmp, final, ec);
         if (ec) throw Error("cannot write " + final.string() + ": " + ec.message());
+        fs::remove_all(old, ec);
         m_summary.lastCheckpoint = final.string();
         m_lastCheckpointStep = step;
         if (m_o.keepCheckpoints > 0) {

@@ -257,8 +257,15 @@ TEST_F(TrainRpn, ResumedRunEndsWhereAnUninterruptedOneDoes) {
                                                            << "\n";
     std::ofstream(parts + "/metrics.jsonl", std::ios::app) << R"({"step": 5, "lo)";  // cut off
 
+    // Killed while step 3 was being written again: its earlier copy stood aside as checkpoint-3.old and
+    // the new one was unfinished. The next run puts the earlier copy back.
+    fs::rename(checkpoint, checkpoint + ".old");
+    fs::create_directories(checkpoint + ".tmp");
+    std::ofstream(checkpoint + ".tmp/model.safetensors") << "cut off";
+
     // A fresh run refuses the folder; resume continues.
     EXPECT_NE(failure(opts(parts)).find("resume"), std::string::npos);
+    EXPECT_TRUE(fs::exists(checkpoint + "/trainer_state.json"));
     TrainOptions resume = opts(parts);
     resume.resume = true;
     const TrainSummary b = trainOk(resume);
@@ -284,6 +291,19 @@ TEST_F(TrainRpn, ResumedRunEndsWhereAnUninterruptedOneDoes) {
     other.resumeFrom = checkpoint;
     other.batch = 3;
     EXPECT_NE(failure(other).find("batch"), std::string::npos);
+
+    // Resumed from step 3 again, the run writes checkpoint-8 a second time: it replaces the first whole.
+    TrainOptions again = opts(parts);
+    again.resumeFrom = checkpoint;
+    const TrainSummary c = trainOk(again);
+    ASSERT_TRUE(c.status.ok()) << c.status.message;
+    EXPECT_EQ(c.lastCheckpoint, (fs::path(parts) / "checkpoint-8").string());
+    EXPECT_TRUE(fs::exists(c.lastCheckpoint + "/trainer_state.json"));
+    EXPECT_NEAR(c.lastLoss, a.lastLoss, 1e-5);
+    for (const auto& entry : fs::directory_iterator(parts)) {
+        EXPECT_NE(entry.path().extension(), ".tmp") << entry.path();
+        EXPECT_NE(entry.path().extension(), ".old") << entry.path();
+    }
 }
 
 TEST_F(TrainRpn, BadInputsNameTheCulprit) {
