@@ -58,6 +58,13 @@ float halfToFloat(std::uint16_t half) {
 
 namespace {
 
+// What a store read from disk may hold (checked on reading as on writing; a store file may come from
+// anywhere): counts and grid sides, geometry numbers, and the values of one layer's maps (heads × cells).
+constexpr std::int64_t kMaxStoredCount = 1 << 16;
+constexpr std::int64_t kMaxGridSide = 4096;
+constexpr std::int64_t kMaxGeometryValue = 1 << 20;
+constexpr std::int64_t kMaxLayerMapValues = std::int64_t(1) << 26;
+
 std::vector<std::uint8_t> encodeHalf(const std::vector<float>& values) {
     std::vector<std::uint8_t> out(values.size() * 2);
     for (std::size_t i = 0; i < values.size(); ++i) {
@@ -201,27 +208,48 @@ std::string geometryToJson(const models::GridGeometry& g) {
 models::GridGeometry geometryFromJson(const std::string& text) {
     models::GridGeometry g;
     const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-    if (!j.is_object()) throw Error("stored geometry is not a JSON object: " + text);
+    if (!j.is_object()) throw Error("stored geometry is not a JSON object: " + text.substr(0, 200));
+    // Each number is checked before it is converted: a store file may come from anywhere.
+    const auto pair = [&](const char* key) -> const nlohmann::json& {
+        const nlohmann::json& v = j.at(key);
+        if (!v.is_array() || v.size() != 2)
+            throw Error("stored geometry: '" + std::string(key) + "' must be a pair of numbers");
+        return v;
+    };
+    const auto integers = [&](const char* key, int& a, int& b) {
+        const nlohmann::json& v = pair(key);
+        for (int i = 0; i < 2; ++i) {
+            if (!v[i].is_number_integer() || v[i].get<std::int64_t>() < -kMaxGeometryValue ||
+                v[i].get<std::int64_t>() > kMaxGeometryValue)
+                throw Error("stored geometry: '" + std::string(key) + "' must be integers within ±" +
+                            std::to_string(kMaxGeometryValue) + ", got " + v.dump());
+        }
+        a = int(v[0].get<std::int64_t>());
+        b = int(v[1].get<std::int64_t>());
+    };
+    const auto numbers = [&](const char* key, double& a, double& b) {
+        const nlohmann::json& v = pair(key);
+        for (int i = 0; i < 2; ++i)
+            if (!v[i].is_number() || !std::isfinite(v[i].get<double>()))
+                throw Error("stored geometry: '" + std::string(key) + "' must be finite numbers, got " +
+                            v.dump());
+        a = v[0].get<double>();
+        b = v[1].get<double>();
+    };
     try {
-        if (auto fit = models::parseImageFit(j.at("fit").get<std::string>())) g.fit = *fit;
-        g.sourceWidth = j.at("source")[0];
-        g.sourceHeight = j.at("source")[1];
-        g.processedWidth = j.at("processed")[0];
-        g.processedHeight = j.at("processed")[1];
-        g.gridRows = j.at("grid")[0];
-        g.gridCols = j.at("grid")[1];
-        g.scaleX = j.at("scale")[0];
-        g.scaleY = j.at("scale")[1];
-        g.offsetX = j.at("offset")[0];
-        g.offsetY = j.at("offset")[1];
-        g.resizedWidth = j.at("resized")[0];
-        g.resizedHeight = j.at("resized")[1];
-        g.padLeft = j.at("pad")[0];
-        g.padTop = j.at("pad")[1];
-        g.cropLeft = j.at("crop")[0];
-        g.cropTop = j.at("crop")[1];
+        const nlohmann::json& fit = j.at("fit");
+        if (!fit.is_string()) throw Error("stored geometry: 'fit' must be a string");
+        if (auto parsed = models::parseImageFit(fit.get<std::string>())) g.fit = *parsed;
+        integers("source", g.sourceWidth, g.sourceHeight);
+        integers("processed", g.processedWidth, g.processedHeight);
+        integers("grid", g.gridRows, g.gridCols);
+        numbers("scale", g.scaleX, g.scaleY);
+        numbers("offset", g.offsetX, g.offsetY);
+        integers("resized", g.resizedWidth, g.resizedHeight);
+        integers("pad", g.padLeft, g.padTop);
+        integers("crop", g.cropLeft, g.cropTop);
     } catch (const nlohmann::json::exception& e) {
-        throw Error("stored geometry " + text + ": " + e.what());
+        throw Error("stored geometry " + text.substr(0, 200) + ": " + e.what());
     }
     return g;
 }
@@ -235,13 +263,24 @@ StoredSample sampleFromRow(const Statement& s) {
     out.reference = s.optionalText(5);
     out.model = s.text(6);
     out.answer = s.text(7);
-    out.answerTokens = int(s.integer(8));
+    const auto count = [&](int column, const char* what) {
+        const std::int64_t n = s.integer(column);
+        if (n < 0 || n > kMaxStoredCount)
+            throw Error("sample " + out.dataset + "/" + out.key + ": " + what + " " + std::to_string(n) +
+                        " is out of range (0 to " + std::to_string(kMaxStoredCount) + ")");
+        return int(n);
+    };
+    out.answerTokens = count(8, "answer token count");
     out.settings = s.text(9);
-    out.gridRows = int(s.integer(10));
-    out.gridCols = int(s.integer(11));
-    out.geometry = geometryFromJson(s.text(12));
-    out.modelLayers = int(s.integer(13));
-    out.modelHeads = int(s.integer(14));
+    out.gridRows = count(10, "grid rows");
+    out.gridCols = count(11, "grid columns");
+    try {
+        out.geometry = geometryFromJson(s.text(12));
+    } catch (const Error& e) {
+        throw Error("sample " + out.dataset + "/" + out.key + ": " + e.what());
+    }
+    out.modelLayers = count(13, "layer count");
+    out.modelHeads = count(14, "head count");
     out.seconds = s.real(15);
     out.created = s.text(16);
     return out;
@@ -555,12 +594,22 @@ void validate(const StoredSample& s) {
     const std::string name = s.dataset + "/" + s.key;
     if (s.dataset.empty() || s.key.empty()) throw Error("a stored sample needs a dataset id and a key");
     if (s.gridRows < 0 || s.gridCols < 0) throw Error("sample " + name + ": negative grid size");
+    if (s.gridRows > kMaxGridSide || s.gridCols > kMaxGridSide)
+        throw Error("sample " + name + ": grid " + std::to_string(s.gridRows) + "x" +
+                    std::to_string(s.gridCols) + " is larger than " + std::to_string(kMaxGridSide) +
+                    " a side");
+    if (s.modelLayers < 0 || s.modelHeads < 0 || s.modelLayers > kMaxStoredCount ||
+        s.modelHeads > kMaxStoredCount)
+        throw Error("sample " + name + ": layer and head counts " + std::to_string(s.modelLayers) + ", " +
+                    std::to_string(s.modelHeads) + " are out of range");
     const std::size_t cells = std::size_t(s.gridRows) * std::size_t(s.gridCols);
     std::set<std::pair<int, int>> seen;
+    std::int64_t heads = s.modelHeads;
     for (const auto& m : s.maps) {
-        if (m.layer < 0 || m.head < kHeadMean)
+        if (m.layer < 0 || m.head < kHeadMean || m.layer >= kMaxStoredCount || m.head >= kMaxStoredCount)
             throw Error("sample " + name + ": bad map (layer " + std::to_string(m.layer) + ", head " +
                         std::to_string(m.head) + ")");
+        heads = std::max<std::int64_t>(heads, m.head + 1);
         if (m.values.size() != cells || cells == 0)
             throw Error("sample " + name + ": map of layer " + std::to_string(m.layer) + " head " +
                         std::to_string(m.head) + " has " + std::to_string(m.values.size()) +
@@ -570,6 +619,9 @@ void validate(const StoredSample& s) {
             throw Error("sample " + name + ": layer " + std::to_string(m.layer) + " head " +
                         std::to_string(m.head) + " stored twice");
     }
+    if (!s.maps.empty() && heads * std::int64_t(cells) > kMaxLayerMapValues)
+        throw Error("sample " + name + ": " + std::to_string(heads) + " heads of " + std::to_string(cells) +
+                    " cells are more than one layer's maps may hold");
     if (!nlohmann::json::accept(s.settings))
         throw Error("sample " + name + ": the label settings are not valid JSON");
 }
@@ -673,6 +725,23 @@ void readMaps(Statement& maps, std::int64_t id, StoredSample& out) {
     maps.reset();
 }
 
+// One sample row with its maps, checked as a write would be; errors name the store file.
+StoredSample readSample(const std::string& path, const Statement& row, Statement& maps) {
+    StoredSample sample;
+    try {
+        sample = sampleFromRow(row);
+    } catch (const Error& e) {
+        throw Error(path + ": " + e.what());
+    }
+    readMaps(maps, row.integer(0), sample);  // SQLite's errors name the file already
+    try {
+        validate(sample);
+    } catch (const Error& e) {
+        throw Error(path + ": " + e.what());
+    }
+    return sample;
+}
+
 constexpr const char* kMapsQuery = "SELECT layer, head, data FROM maps WHERE sample = ? ORDER BY layer, head";
 
 }  // namespace
@@ -689,10 +758,8 @@ std::optional<StoredSample> LabelStore::get(const std::string& dataset, const st
         onFail);
     s.bind(1, dataset).bind(2, key);
     if (!s.step("reading")) return std::nullopt;
-    StoredSample out = sampleFromRow(s);
     Statement maps(m_db, kMapsQuery, onFail);
-    readMaps(maps, s.integer(0), out);
-    return out;
+    return readSample(m_path, s, maps);
 }
 
 std::vector<SampleSummary> LabelStore::list(std::int64_t offset, std::int64_t limit,
@@ -734,8 +801,7 @@ void LabelStore::forEach(const std::function<bool(const StoredSample&)>& visit) 
                 onFail);
     Statement maps(m_db, kMapsQuery, onFail);
     while (s.step("reading samples")) {
-        StoredSample sample = sampleFromRow(s);
-        readMaps(maps, s.integer(0), sample);
+        const StoredSample sample = readSample(m_path, s, maps);
         if (!visit(sample)) break;
     }
 }

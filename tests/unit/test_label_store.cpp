@@ -492,6 +492,39 @@ TEST(LabelStore, CorruptFilesGiveAClearError) {
     EXPECT_NE(e.find("corrupt"), std::string::npos) << e;
 }
 
+// A store is outside input: rows that SQLite reads back fine but that no write would have made are refused
+// on reading, naming the file and the sample, before anything sizes an allocation by them.
+TEST(LabelStore, RowsNoWriteWouldMakeAreRefusedOnReading) {
+    const std::string dir = test::scratchDir();
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"UPDATE samples SET grid_rows = 100000", "grid"},
+        {"UPDATE samples SET grid_cols = -2", "grid"},
+        {"UPDATE samples SET model_heads = 4000000000", "head count"},
+        {"UPDATE samples SET answer_tokens = -1", "answer token count"},
+        {"UPDATE maps SET head = -7 WHERE layer = 2", "bad map"},
+        {"UPDATE maps SET layer = 70000 WHERE layer = 2", "bad map"},
+        {"UPDATE maps SET data = x'0000'", "values"},
+        {"UPDATE samples SET geometry = replace(geometry, '\"source\":[640', '\"source\":[1e300')", "source"},
+        {"UPDATE samples SET geometry = '{\"fit\": 3}'", "fit"},
+        {"UPDATE samples SET geometry = '[]'", "geometry"},
+    };
+    int n = 0;
+    for (const auto& [sql, culprit] : cases) {
+        SCOPED_TRACE(sql);
+        const std::string path = dir + "/store" + std::to_string(n++) + ".sdrpn";
+        LabelStore::open(path).put(makeSample("1", 1));
+        rawSql(path, sql);
+        LabelStore::Options readOnly;
+        readOnly.access = LabelStore::Access::ReadOnly;
+        const LabelStore store = LabelStore::open(path, readOnly);
+        std::string e = errorOf([&] { store.get("gqa", "1"); });
+        EXPECT_EQ(e.rfind(path + ": sample gqa/1", 0), 0u) << e;
+        EXPECT_NE(e.find(culprit), std::string::npos) << e;
+        e = errorOf([&] { store.forEach([](const StoredSample&) { return true; }); });
+        EXPECT_NE(e.find(culprit), std::string::npos) << e;
+    }
+}
+
 TEST(LabelStore, FullDiskRollsBackTheSampleAndKeepsTheRest) {
     const std::string dir = test::scratchDir();
     const std::string path = dir + "/labels.sdrpn";
@@ -520,9 +553,17 @@ TEST(LabelStore, FullDiskRollsBackTheSampleAndKeepsTheRest) {
 TEST(LabelStore, ReadOnlyFileIsNamed) {
     const std::string path = test::scratchDir() + "/labels.sdrpn";
     LabelStore::open(path).put(makeSample("1", 1));
-    if (::geteuid() == 0) GTEST_SKIP() << "running as root: file permissions do not stop writes";
     fs::permissions(path, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
-    std::string e = errorOf([&] { LabelStore::open(path); });
+    std::string e;
+    if (::geteuid() == 0) {
+        // File permissions do not stop root: open it as the unprivileged user `nobody` instead.
+        constexpr uid_t kNobody = 65534;
+        ASSERT_EQ(::seteuid(kNobody), 0) << std::strerror(errno);
+        e = errorOf([&] { LabelStore::open(path); });
+        ASSERT_EQ(::seteuid(0), 0) << std::strerror(errno);
+    } else {
+        e = errorOf([&] { LabelStore::open(path); });
+    }
     EXPECT_NE(e.find(path + ": read-only"), std::string::npos) << e;
     fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
 }
