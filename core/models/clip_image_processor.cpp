@@ -9,10 +9,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/models/preprocess_json.h"
 #include "core/result.h"
 
 namespace sdrpn::models {
 namespace {
+
+// The largest square side a preprocessor_config.json may ask for (CLIP uses 224 or 336, SigLIP 384).
+constexpr std::int64_t kClipMaxSize = 4096;
 
 // ------------------------------------------------ Pillow's ImagingResample (Resample.c) and its LibTorch
 // port
@@ -309,41 +313,39 @@ ClipPreprocessConfig readClipPreprocessConfig(const std::string& pathOrDir) {
         throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
     }
     const std::string file = path.string();
+    if (!j.is_object()) throw Error(file + ": must be a JSON object, got " + std::string(j.type_name()));
     ClipPreprocessConfig cfg;
     cfg.fit = ImageFit::Crop;
+    namespace pj = preprocess_json;
     try {
         if (j.contains("size")) {
             const auto& s = j["size"];
-            if (s.is_number_integer())
-                cfg.size = s.get<int>();
-            else if (s.contains("shortest_edge"))
-                cfg.size = s["shortest_edge"].get<int>();
-            else if (s.contains("height"))
-                cfg.size = s["height"].get<int>();
+            if (s.is_number())
+                cfg.size = int(pj::boundedInt(s, file, "size", 1, kClipMaxSize));
+            else if (s.is_object() && s.contains("shortest_edge"))
+                cfg.size =
+                    int(pj::boundedInt(s["shortest_edge"], file, "size.shortest_edge", 1, kClipMaxSize));
+            else if (s.is_object() && s.contains("height"))
+                cfg.size = int(pj::boundedInt(s["height"], file, "size.height", 1, kClipMaxSize));
         }
         if (j.contains("crop_size") && j["crop_size"].is_object() && j["crop_size"].contains("height")) {
-            const int crop = j["crop_size"]["height"].get<int>();
+            const auto crop =
+                pj::boundedInt(j["crop_size"]["height"], file, "crop_size.height", 1, kClipMaxSize);
             if (crop != cfg.size) {
                 throw Error(file + ": crop_size " + std::to_string(crop) + " differs from size " +
                             std::to_string(cfg.size) +
                             " (only square LLaVA-style preprocessing is supported)");
             }
         }
-        if (j.contains("image_mean")) {
-            const auto v = j["image_mean"].get<std::vector<float>>();
-            if (v.size() != 3) throw Error(file + ": image_mean must have 3 values");
-            std::copy(v.begin(), v.end(), cfg.mean.begin());
-        }
-        if (j.contains("image_std")) {
-            const auto v = j["image_std"].get<std::vector<float>>();
-            if (v.size() != 3) throw Error(file + ": image_std must have 3 values");
-            std::copy(v.begin(), v.end(), cfg.stdDev.begin());
-        }
-        if (j.contains("rescale_factor")) cfg.rescaleFactor = j["rescale_factor"].get<double>();
-        if (j.contains("patch_size") && j["patch_size"].is_number_integer())
-            cfg.patchSize = j["patch_size"].get<int>();
+        if (j.contains("image_mean"))
+            cfg.mean = pj::channelTriple(j["image_mean"], file, "image_mean", false);
+        if (j.contains("image_std")) cfg.stdDev = pj::channelTriple(j["image_std"], file, "image_std", true);
+        if (j.contains("rescale_factor"))
+            cfg.rescaleFactor = pj::boundedNumber(j["rescale_factor"], file, "rescale_factor", 1e-6, 1.0);
+        if (j.contains("patch_size") && j["patch_size"].is_number())
+            cfg.patchSize = int(pj::boundedInt(j["patch_size"], file, "patch_size", 1, cfg.size));
         if (j.contains("resample")) {
-            const int r = j["resample"].get<int>();
+            const auto r = pj::boundedInt(j["resample"], file, "resample", 0, 5);
             if (r == 2)
                 cfg.resample = PilFilter::Bilinear;
             else if (r == 3)
@@ -352,7 +354,10 @@ ClipPreprocessConfig readClipPreprocessConfig(const std::string& pathOrDir) {
                 throw Error(file + ": resample " + std::to_string(r) +
                             " is not supported (2 bilinear, 3 bicubic)");
         }
-        if (j.value("do_pad", false) || j.value("image_aspect_ratio", std::string()) == "pad")
+        const auto pad = j.find("do_pad");
+        const auto ratio = j.find("image_aspect_ratio");
+        if ((pad != j.end() && pad->is_boolean() && pad->get<bool>()) ||
+            (ratio != j.end() && ratio->is_string() && ratio->get<std::string>() == "pad"))
             cfg.fit = ImageFit::Pad;
     } catch (const nlohmann::json::exception& e) {
         throw Error(file + ": " + e.what());

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/models/preprocess_json.h"
 #include "core/result.h"
 
 namespace sdrpn::models {
@@ -168,50 +169,42 @@ QwenPreprocessConfig readQwenPreprocessConfig(const std::string& pathOrDir) {
         throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
     }
     const std::string file = path.string();
+    if (!j.is_object()) throw Error(file + ": must be a JSON object, got " + std::string(j.type_name()));
     QwenPreprocessConfig cfg;
-    const auto positive = [&](const nlohmann::json& v, const char* key) {
-        const auto n = v.get<std::int64_t>();
-        if (n <= 0) throw Error(file + ": " + key + " must be positive, got " + std::to_string(n));
-        return n;
+    namespace pj = preprocess_json;
+    // A pixel budget beyond 4 × the default (51 M pixels, 65 536 merged tokens) is refused rather than
+    // allocated; so is a patch or merge size no vision tower has.
+    const auto pixels = [&](const nlohmann::json& v, const char* key) {
+        return pj::boundedInt(v, file, key, 1, 4 * kQwenMaxPixels);
     };
     try {
         if (j.contains("size") && j["size"].is_object()) {
             const auto& s = j["size"];
-            if (s.contains("shortest_edge"))
-                cfg.minPixels = positive(s["shortest_edge"], "size.shortest_edge");
-            if (s.contains("longest_edge")) cfg.maxPixels = positive(s["longest_edge"], "size.longest_edge");
+            if (s.contains("shortest_edge")) cfg.minPixels = pixels(s["shortest_edge"], "size.shortest_edge");
+            if (s.contains("longest_edge")) cfg.maxPixels = pixels(s["longest_edge"], "size.longest_edge");
         }
         if (j.contains("min_pixels") && !j["min_pixels"].is_null())
-            cfg.minPixels = positive(j["min_pixels"], "min_pixels");
+            cfg.minPixels = pixels(j["min_pixels"], "min_pixels");
         if (j.contains("max_pixels") && !j["max_pixels"].is_null())
-            cfg.maxPixels = positive(j["max_pixels"], "max_pixels");
+            cfg.maxPixels = pixels(j["max_pixels"], "max_pixels");
         if (cfg.maxPixels < cfg.minPixels) {
             throw Error(file + ": max_pixels " + std::to_string(cfg.maxPixels) + " is below min_pixels " +
                         std::to_string(cfg.minPixels));
         }
         if (j.contains("patch_size"))
-            cfg.patchSize = static_cast<int>(positive(j["patch_size"], "patch_size"));
+            cfg.patchSize = int(pj::boundedInt(j["patch_size"], file, "patch_size", 1, 64));
         if (j.contains("temporal_patch_size"))
             cfg.temporalPatchSize =
-                static_cast<int>(positive(j["temporal_patch_size"], "temporal_patch_size"));
+                int(pj::boundedInt(j["temporal_patch_size"], file, "temporal_patch_size", 1, 16));
         if (j.contains("merge_size"))
-            cfg.mergeSize = static_cast<int>(positive(j["merge_size"], "merge_size"));
-        if (j.contains("image_mean")) {
-            const auto v = j["image_mean"].get<std::vector<float>>();
-            if (v.size() != 3) throw Error(file + ": image_mean must have 3 values");
-            std::copy(v.begin(), v.end(), cfg.mean.begin());
-        }
-        if (j.contains("image_std")) {
-            const auto v = j["image_std"].get<std::vector<float>>();
-            if (v.size() != 3) throw Error(file + ": image_std must have 3 values");
-            for (float x : v) {
-                if (!(x != 0.0f)) throw Error(file + ": image_std must not contain 0");
-            }
-            std::copy(v.begin(), v.end(), cfg.stdDev.begin());
-        }
-        if (j.contains("rescale_factor")) cfg.rescaleFactor = j["rescale_factor"].get<double>();
+            cfg.mergeSize = int(pj::boundedInt(j["merge_size"], file, "merge_size", 1, 16));
+        if (j.contains("image_mean"))
+            cfg.mean = pj::channelTriple(j["image_mean"], file, "image_mean", false);
+        if (j.contains("image_std")) cfg.stdDev = pj::channelTriple(j["image_std"], file, "image_std", true);
+        if (j.contains("rescale_factor"))
+            cfg.rescaleFactor = pj::boundedNumber(j["rescale_factor"], file, "rescale_factor", 1e-6, 1.0);
         if (j.contains("resample")) {
-            const int r = j["resample"].get<int>();
+            const auto r = pj::boundedInt(j["resample"], file, "resample", 0, 5);
             if (r == 2)
                 cfg.resample = PilFilter::Bilinear;
             else if (r == 3)

@@ -78,6 +78,13 @@ Result<std::shared_ptr<const LoadedModel>> loadModel(const std::string& folder,
                                                                              : text::ChatTemplate::LlavaHf;
             if (hasPreprocessor) {
                 model->preprocess = models::readClipPreprocessConfig(folder);
+                // The vision tower's position embeddings fix the image size, and its patch the grid.
+                if (model->preprocess.size != cfg.vision.imageSize)
+                    throw Error((fs::path(folder) / "preprocessor_config.json").string() + ": size " +
+                                std::to_string(model->preprocess.size) +
+                                " does not match the vision tower's image_size " +
+                                std::to_string(cfg.vision.imageSize) + " in config.json");
+                model->preprocess.patchSize = cfg.vision.patchSize;
             } else {
                 model->preprocess.fit =
                     cfg.imageAspectRatio == "pad" || cfg.layout == io::LlavaLayout::Original

@@ -4,6 +4,9 @@
 // resized pixels, i.e. 1 / (255 · std) <= 0.01501 after normalisation.
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/io/image.h"
 #include "core/io/safetensors.h"
@@ -137,6 +140,38 @@ TEST(ClipPreprocess, ReadsPreprocessorConfig) {
         EXPECT_NE(std::string(e.what()).find("resample"), std::string::npos) << e.what();
     }
     EXPECT_THROW(readClipPreprocessConfig(dir + "/missing"), Error);
+}
+
+// Absurd values are refused before anything is converted or allocated, naming the file and the key.
+TEST(ClipPreprocess, AbsurdPreprocessorConfigsAreRefusedNamingTheKey) {
+    const std::string dir = test::scratchDir("absurd");
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {R"({"size": 1e300})", "size"},
+        {R"({"size": -3})", "size"},
+        {R"({"size": {"shortest_edge": 100000}})", "size.shortest_edge"},
+        {R"({"size": {"height": 18446744073709551615}})", "size.height"},
+        {R"({"crop_size": {"height": 1e300}})", "crop_size.height"},
+        {R"({"image_mean": [1e10, 0.5, 0.5]})", "image_mean"},
+        {R"({"image_mean": [0.5, 0.5]})", "image_mean"},
+        {R"({"image_std": [0.2, 0, 0.3]})", "image_std"},
+        {R"({"image_std": [0.2, "x", 0.3]})", "image_std"},
+        {R"({"rescale_factor": -1})", "rescale_factor"},
+        {R"({"patch_size": 0})", "patch_size"},
+        {R"({"patch_size": 10000})", "patch_size"},
+        {R"({"resample": 1e300})", "resample"},
+        {R"([1, 2])", "JSON object"},
+    };
+    for (const auto& [text, key] : cases) {
+        std::ofstream(dir + "/preprocessor_config.json") << text;
+        try {
+            readClipPreprocessConfig(dir);
+            ADD_FAILURE() << text << ": no error";
+        } catch (const Error& e) {
+            const std::string m = e.what();
+            EXPECT_NE(m.find("preprocessor_config.json"), std::string::npos) << text << ": " << m;
+            EXPECT_NE(m.find(key), std::string::npos) << text << ": " << m;
+        }
+    }
 }
 
 TEST(ClipPreprocess, ResizeBasics) {

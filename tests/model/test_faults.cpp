@@ -1,8 +1,10 @@
-// Faults inside one process on the tiny LLaVA fixture: the model folder deleted while it loads, NaN and
-// infinite weights, and prompts beyond the model's context (max_position_embeddings, 2048 here). Each ends
-// in a Result that names the culprit; none crashes.
+// Faults inside one process on the tiny LLaVA fixture: the model folder deleted while it loads, a
+// preprocessor_config.json that does not fit the vision tower, NaN and infinite weights, and prompts beyond
+// the model's context (max_position_embeddings, 2048 here). Each ends in a Result that names the culprit;
+// none crashes.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 
@@ -85,6 +87,21 @@ TEST(Faults, AModelFolderDeletedWhileLoadingEndsInAMessageOrALoadedModel) {
         auto r = ask(*model.value(), image, shortAnswer("What is this?"), JobContext::none());
         EXPECT_TRUE(r.ok()) << r.message();
     }
+}
+
+TEST(Faults, APreprocessorConfigThatDoesNotFitTheVisionTowerIsRefusedAtLoad) {
+    const std::string dir = copyOfFixture("preprocessor");
+    std::ofstream(dir + "/preprocessor_config.json")
+        << R"({"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}})";
+    auto model = loadModel(dir, {}, JobContext::none());
+    ASSERT_FALSE(model.ok());
+    EXPECT_NE(model.message().find(dir + "/preprocessor_config.json"), std::string::npos) << model.message();
+    EXPECT_NE(model.message().find("image_size 336"), std::string::npos) << model.message();
+
+    std::ofstream(dir + "/preprocessor_config.json") << R"({"size": {"shortest_edge": 1e300}})";
+    auto absurd = loadModel(dir, {}, JobContext::none());
+    ASSERT_FALSE(absurd.ok());
+    EXPECT_NE(absurd.message().find("size.shortest_edge"), std::string::npos) << absurd.message();
 }
 
 TEST(Faults, NanOrInfiniteWeightsAreNamedInsteadOfAnsweringGarbage) {

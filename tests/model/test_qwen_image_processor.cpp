@@ -11,8 +11,11 @@
 // two steps (max |diff| 0.0300).
 #include <cfenv>
 #include <cmath>
+#include <fstream>
 #include <iostream>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "core/io/image.h"
 #include "core/io/safetensors.h"
@@ -121,6 +124,34 @@ TEST(QwenPreprocessConfigFile, ReadsTheFixtureConfig) {
     EXPECT_FLOAT_EQ(cfg.mean[0], 0.48145466f);
     EXPECT_FLOAT_EQ(cfg.stdDev[2], 0.27577711f);
     EXPECT_THROW(readQwenPreprocessConfig(fixture("no_such_file.json")), Error);
+}
+
+TEST(QwenPreprocessConfigFile, AbsurdValuesAreRefusedNamingTheKey) {
+    const std::string dir = test::scratchDir("absurd");
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {R"({"min_pixels": 1000000000000, "max_pixels": 1000000000000})", "min_pixels"},
+        {R"({"max_pixels": 18446744073709551615})", "max_pixels"},
+        {R"({"size": {"shortest_edge": 1e300}})", "size.shortest_edge"},
+        {R"({"max_pixels": 0})", "max_pixels"},
+        {R"({"merge_size": 1e300})", "merge_size"},
+        {R"({"patch_size": 100000})", "patch_size"},
+        {R"({"temporal_patch_size": -1})", "temporal_patch_size"},
+        {R"({"image_std": [0, 0.2, 0.2]})", "image_std"},
+        {R"({"image_mean": [0.5, -7, 0.5]})", "image_mean"},
+        {R"({"rescale_factor": 1e300})", "rescale_factor"},
+        {R"("text")", "JSON object"},
+    };
+    for (const auto& [text, key] : cases) {
+        std::ofstream(dir + "/preprocessor_config.json") << text;
+        try {
+            readQwenPreprocessConfig(dir);
+            ADD_FAILURE() << text << ": no error";
+        } catch (const Error& e) {
+            const std::string m = e.what();
+            EXPECT_NE(m.find("preprocessor_config.json"), std::string::npos) << text << ": " << m;
+            EXPECT_NE(m.find(key), std::string::npos) << text << ": " << m;
+        }
+    }
 }
 
 // ----------------------------------------------------------------------------- against the fixture
