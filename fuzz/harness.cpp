@@ -9,11 +9,14 @@
 #include <unistd.h>
 
 #include "core/data/dataset.h"
+#include "core/data/label_store.h"
 #include "core/io/config.h"
 #include "core/io/image.h"
 #include "core/io/pickle.h"
 #include "core/io/safetensors.h"
 #include "core/io/tensor_io.h"
+#include "core/models/clip_image_processor.h"
+#include "core/models/qwen_image_processor.h"
 #include "core/result.h"
 #include "core/sdrpn/labels.h"
 #include "core/text/bpe_tokenizer.h"
@@ -190,6 +193,51 @@ int image(const std::uint8_t* data, std::size_t size) {
     });
 }
 
+// preprocessor_config.json through both readers, the CLIP one (LLaVA, DeepSeek-VL) and the Qwen2-VL one, as
+// loading a model folder does; a small image then goes through what each accepted, when that stays cheap
+// (a square side up to 512, a minimum up to 1 M pixels: larger ones are valid but slow the fuzzer down).
+// Accepted when either reader accepts.
+int preprocessorConfig(const std::uint8_t* data, std::size_t size) {
+    const std::string path = writeInput("preprocessor_config.json", data, size);
+    io::ImageRgb8 image;
+    image.width = 61;
+    image.height = 37;
+    image.pixels.resize(std::size_t(image.width) * image.height * 3);
+    for (std::size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = std::uint8_t(i * 7);
+    guard("preprocessor_config/clip", [&] {
+        const models::ClipPreprocessConfig c = models::readClipPreprocessConfig(path);
+        if (c.size <= 512) (void)models::ClipImageProcessor(c).process(image);
+    });
+    const std::string clipRefusal = g_refusal;
+    guard("preprocessor_config/qwen", [&] {
+        const models::QwenPreprocessConfig q = models::readQwenPreprocessConfig(path);
+        if (q.minPixels <= 1000000) (void)models::QwenImageProcessor(q).process(image);
+    });
+    if (g_refusal.empty() || clipRefusal.empty()) g_refusal.clear();
+    return 0;
+}
+
+// A label store (SQLite) opened read-only, as `sdrpn labels` and the studio's label browser do: every sample
+// read with its maps and turned into attention maps.
+int labelStore(const std::uint8_t* data, std::size_t size) {
+    return guard("label_store", [&] {
+        const std::string path = writeInput("labels.sdrpn", data, size);
+        std::error_code ec;  // what SQLite left beside the previous input must not replay into this one
+        fs::remove(path + "-wal", ec);
+        fs::remove(path + "-shm", ec);
+        data::LabelStore::Options options;
+        options.access = data::LabelStore::Access::ReadOnly;
+        const data::LabelStore store = data::LabelStore::open(path, options);
+        (void)store.count();
+        for (const auto& d : store.datasets()) (void)store.keys(d);
+        store.forEach([](const data::StoredSample& s) {
+            (void)s.toAttentionMaps();
+            for (const auto& m : s.maps) (void)s.meanMap(m.layer, {});
+            return true;
+        });
+    });
+}
+
 }  // namespace
 
 const std::vector<Target>& targets() {
@@ -205,6 +253,9 @@ const std::vector<Target>& targets() {
         {"dataset_jsonl", "question JSONL (image, question, answer(s), bbox)", datasetJsonl},
         {"label_settings", "label settings JSON (as the studio saves them)", labelSettings},
         {"image", "an image file's bytes (PNG, JPEG, ... through OpenCV)", image},
+        {"preprocessor_config", "preprocessor_config.json (CLIP and Qwen2-VL image processors)",
+         preprocessorConfig},
+        {"label_store", "a label store file (SQLite) read back sample by sample", labelStore},
     };
     return all;
 }

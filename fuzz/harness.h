@@ -1,7 +1,7 @@
-// The fuzz targets: one entry point per parser of outside input (weights, configs, tokenizers, datasets,
-// label settings, images). Each takes arbitrary bytes, feeds them to the parser the way the studio and
-// `sdrpn` do, and uses what comes back a little (tensor data read, text encoded), so that a parser that
-// accepts garbage is caught too.
+// The fuzz targets: one entry point per parser of outside input (weights, configs, preprocessor configs,
+// tokenizers, datasets, label settings, label stores, images). Each takes arbitrary bytes, feeds them to the
+// parser the way the studio and `sdrpn` do, and uses what comes back a little (tensor data read, text
+// encoded), so that a parser that accepts garbage is caught too.
 //
 // The contract under test: bad input ends in sdrpn::Error (a message naming the culprit), which the
 // harness swallows. Anything else is a finding: a crash, a sanitizer report, an exception of another type
