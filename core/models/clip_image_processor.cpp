@@ -300,20 +300,9 @@ PreprocessedImage ClipImageProcessor::process(const io::ImageRgb8& image) const 
 // ----------------------------------------------------------------------------------- config reading
 
 ClipPreprocessConfig readClipPreprocessConfig(const std::string& pathOrDir) {
-    namespace fs = std::filesystem;
-    fs::path path(pathOrDir);
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) path /= "preprocessor_config.json";
-    std::ifstream in(path);
-    if (!in) throw Error("cannot read " + path.string());
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const std::exception& e) {
-        throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
-    }
-    const std::string file = path.string();
-    if (!j.is_object()) throw Error(file + ": must be a JSON object, got " + std::string(j.type_name()));
+    auto object = preprocess_json::readObject(pathOrDir);
+    nlohmann::json& j = object.first;
+    const std::string& file = object.second;
     ClipPreprocessConfig cfg;
     cfg.fit = ImageFit::Crop;
     namespace pj = preprocess_json;

@@ -6,13 +6,35 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
 
 namespace sdrpn::models::preprocess_json {
+
+// The JSON object of a preprocessor_config.json (a file, or the one in a model folder) and the file's path.
+inline std::pair<nlohmann::json, std::string> readObject(const std::string& pathOrDir) {
+    namespace fs = std::filesystem;
+    fs::path path(pathOrDir);
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) path /= "preprocessor_config.json";
+    const std::string file = path.string();
+    std::ifstream in(path);
+    if (!in) throw Error("cannot read " + file);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+        throw Error(file + ": not valid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object()) throw Error(file + ": must be a JSON object, got " + std::string(j.type_name()));
+    return {std::move(j), file};
+}
 
 inline std::int64_t boundedInt(const nlohmann::json& v, const std::string& file, const std::string& key,
                                std::int64_t lo, std::int64_t hi) {

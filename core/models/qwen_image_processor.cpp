@@ -156,20 +156,9 @@ QwenPreprocessedImage QwenImageProcessor::process(const io::ImageRgb8& image) co
 // ----------------------------------------------------------------------------------- config reading
 
 QwenPreprocessConfig readQwenPreprocessConfig(const std::string& pathOrDir) {
-    namespace fs = std::filesystem;
-    fs::path path(pathOrDir);
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) path /= "preprocessor_config.json";
-    std::ifstream in(path);
-    if (!in) throw Error("cannot read " + path.string());
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const std::exception& e) {
-        throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
-    }
-    const std::string file = path.string();
-    if (!j.is_object()) throw Error(file + ": must be a JSON object, got " + std::string(j.type_name()));
+    auto object = preprocess_json::readObject(pathOrDir);
+    nlohmann::json& j = object.first;
+    const std::string& file = object.second;
     QwenPreprocessConfig cfg;
     namespace pj = preprocess_json;
     // A pixel budget beyond 4 × the default (51 M pixels, 65 536 merged tokens) is refused rather than
