@@ -3,6 +3,7 @@
 // SIGKILL and SIGINT at random points followed by a rerun, and a checkpoint trained on another backbone.
 // Each fault must end in a message that names the culprit, and a rerun must end where an uninterrupted run
 // does: the same store, the same weights.
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -140,8 +141,10 @@ protected:
     }
 
     // Random points in a run as long as the last uninterrupted one (this build's speed, not a guess).
-    std::chrono::milliseconds randomPoint(std::mt19937& rng) const {
-        const double ms = std::chrono::duration<double, std::milli>(lastRun).count();
+    // A random point within a clean run; `share`: the part of the work still to do (a resumed run is
+    // shorter), so that the signal still lands before the end.
+    std::chrono::milliseconds randomPoint(std::mt19937& rng, double share = 1.0) const {
+        const double ms = std::chrono::duration<double, std::milli>(lastRun).count() * share;
         return std::chrono::milliseconds(
             std::int64_t(std::uniform_real_distribution<double>(0.02, 0.8)(rng) * ms));
     }
@@ -244,7 +247,7 @@ TEST_F(FaultsCli, KilledOrInterruptedAtRandomPointsLabelingResumesToTheSameStore
     int interrupted = 0;
     for (int round = 0; round < 6; ++round) {
         const int sig = round % 3 == 2 ? SIGINT : SIGKILL;
-        const auto delay = randomPoint(rng);
+        const auto delay = randomPoint(rng, std::max(0.1, double(kSamples - before) / kSamples));
         SCOPED_TRACE("round " + std::to_string(round) + ": signal " + std::to_string(sig) + " after " +
                      std::to_string(delay.count()) + " ms");
         const Ending e = interruptAfter(args, dir + "/label.log", delay, sig);
