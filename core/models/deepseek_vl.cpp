@@ -144,6 +144,7 @@ std::shared_ptr<const DeepseekVlModel> loadDeepseekVl(const std::string& modelDi
     const auto specs = deepseekVlWeightSpecs(cfg);
     checkWeights(source, specs, what);
     WeightMap weights = loadWeights(source, specs, device, dtype, job, what);
+    fuseLlamaProjections(weights, cfg.text, kTextPrefix);
     auto model = std::make_shared<const DeepseekVlModel>(cfg, weights, device, dtype, modelDir);
     job.report(1, 1, "loaded " + modelDir);
     return model;

@@ -29,6 +29,7 @@ MemoryStats memoryStats(torch::Device device) {
         const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
         out.peakBytes = stats.allocated_bytes[0].peak;  // [0]: the aggregate over all pools
         out.currentBytes = stats.allocated_bytes[0].current;
+        out.reservedBytes = stats.reserved_bytes[0].current;
         out.source = "cuda caching allocator";
 #else
         out.source = "unknown (LibTorch without CUDA headers)";
@@ -46,6 +47,17 @@ void resetPeakMemory(torch::Device device) {
     if (device.is_cuda()) {
         torch::empty({1}, torch::TensorOptions().device(device));  // the allocator exists after a first use
         c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+    }
+#else
+    (void)device;
+#endif
+}
+
+void releaseCachedMemory(torch::Device device) {
+#ifdef SDRPN_WITH_CUDA
+    if (device.is_cuda()) {
+        synchronizeDevice(device);
+        c10::cuda::CUDACachingAllocator::emptyCache();
     }
 #else
     (void)device;

@@ -15,12 +15,15 @@ void synchronizeDevice(torch::Device device);
 
 struct MemoryStats {
     std::int64_t peakBytes = -1;  // since the last resetPeakMemory (CUDA) or process start (CPU); -1: unknown
-    std::int64_t currentBytes = -1;  // allocated now (CUDA); -1 on the CPU
-    std::string source;              // "cuda caching allocator", "peak resident set", ...
+    std::int64_t currentBytes = -1;   // allocated now (CUDA); -1 on the CPU
+    std::int64_t reservedBytes = -1;  // held by the caching allocator now, cached blocks included (CUDA)
+    std::string source;               // "cuda caching allocator", "peak resident set", ...
 };
 
 MemoryStats memoryStats(torch::Device device);
 void resetPeakMemory(torch::Device device);
+// Hands the caching allocator's unused blocks back to the driver (CUDA; no-op elsewhere). Synchronises.
+void releaseCachedMemory(torch::Device device);
 
 // Whether this build has LibTorch's CUDA parts (graphs, allocator statistics).
 bool builtWithCuda();

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "core/models/attention.h"
+#include "core/models/device_stats.h"
 #include "core/result.h"
 
 namespace sdrpn::models {
@@ -20,7 +23,97 @@ void synchronize(torch::Device device) {
     if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
+// Copies the tensors `<part><suffix>` into one [sum of rows, ...] tensor stored as `<fused><suffix>` and
+// replaces each part by its row view. Returns false (and changes nothing) unless every part is there with
+// the same dtype, device and trailing shape.
+bool fuseRows(WeightMap& w, const std::string& fused, const std::vector<std::string>& parts,
+              const std::string& suffix) {
+    std::vector<torch::Tensor> tensors;
+    std::int64_t rows = 0;
+    for (const auto& part : parts) {
+        auto it = w.find(part + suffix);
+        if (it == w.end() || !it->second.defined()) return false;
+        const auto& t = it->second;
+        if (!tensors.empty() &&
+            (t.scalar_type() != tensors[0].scalar_type() || t.device() != tensors[0].device() ||
+             t.dim() != tensors[0].dim() || t.sizes().slice(1) != tensors[0].sizes().slice(1)))
+            return false;
+        if (t.dim() < 1) return false;
+        tensors.push_back(t);
+        rows += t.size(0);
+    }
+    auto shape = tensors[0].sizes().vec();
+    shape[0] = rows;
+    torch::Tensor all = torch::empty(shape, tensors[0].options());
+    std::int64_t offset = 0;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        const std::int64_t n = tensors[i].size(0);
+        torch::Tensor view = all.narrow(0, offset, n);
+        view.copy_(tensors[i]);
+        tensors[i] = torch::Tensor();
+        w[parts[i] + suffix] = view;  // the map's old tensor goes here (freed unless held elsewhere)
+        offset += n;
+    }
+    w[fused + suffix] = all;
+    return true;
+}
+
+// Whether every part has `<part><suffix>` (all) or none has it (none); anything else is left unfused.
+enum class Presence { All, None, Mixed };
+Presence presence(const WeightMap& w, const std::vector<std::string>& parts, const std::string& suffix) {
+    std::size_t found = 0;
+    for (const auto& part : parts) {
+        auto it = w.find(part + suffix);
+        found += it != w.end() && it->second.defined();
+    }
+    return found == parts.size() ? Presence::All : found == 0 ? Presence::None : Presence::Mixed;
+}
+
+bool fuseGroup(WeightMap& w, const std::string& fused, const std::vector<std::string>& parts) {
+    if (w.count(fused + ".weight")) return false;  // already fused
+    const Presence bias = presence(w, parts, ".bias");
+    if (bias == Presence::Mixed || presence(w, parts, ".weight") != Presence::All) return false;
+    // Check the biases can be fused before touching the weights, so that a group is fused whole or not.
+    if (bias == Presence::All) {
+        for (std::size_t i = 1; i < parts.size(); ++i) {
+            const auto& a = w.at(parts[0] + ".bias");
+            const auto& b = w.at(parts[i] + ".bias");
+            if (a.scalar_type() != b.scalar_type() || a.device() != b.device() || a.dim() != 1 ||
+                b.dim() != 1)
+                return false;
+        }
+        for (const auto& part : parts)
+            if (w.at(part + ".bias").size(0) != w.at(part + ".weight").size(0)) return false;
+    }
+    const torch::Device device = w.at(parts[0] + ".weight").device();
+    if (!fuseRows(w, fused, parts, ".weight")) return false;
+    if (bias == Presence::All) fuseRows(w, fused, parts, ".bias");
+    // On CUDA the parts' old blocks stay in the caching allocator, and the next group (the same size as
+    // this one) cannot reuse them: handed back now, the device never holds more than one group over the
+    // weights, reserved or allocated.
+    releaseCachedMemory(device);
+    return true;
+}
+
 }  // namespace
+
+bool fusedProjectionsEnabled() {
+    const char* v = std::getenv("SDRPN_FUSED_PROJECTIONS");
+    return !(v && std::strcmp(v, "0") == 0);
+}
+
+int fuseLlamaProjections(WeightMap& w, const io::LlamaConfig& cfg, const std::string& prefix) {
+    if (!fusedProjectionsEnabled()) return 0;
+    torch::NoGradGuard noGrad;
+    int fused = 0;
+    for (int i = 0; i < cfg.numHiddenLayers; ++i) {
+        const std::string p = layerPrefix(prefix, i);
+        fused += fuseGroup(w, p + ".self_attn.qkv_proj",
+                           {p + ".self_attn.q_proj", p + ".self_attn.k_proj", p + ".self_attn.v_proj"});
+        fused += fuseGroup(w, p + ".mlp.gate_up_proj", {p + ".mlp.gate_proj", p + ".mlp.up_proj"});
+    }
+    return fused;
+}
 
 // ---- RoPE ----------------------------------------------------------------------------------------------
 
@@ -61,14 +154,28 @@ LlamaAttentionImpl::LlamaAttentionImpl(const WeightMap& w, const std::string& pr
     m_k = register_module("k_proj", Dense(w, prefix + ".k_proj", cfg.attentionBias));
     m_v = register_module("v_proj", Dense(w, prefix + ".v_proj", cfg.attentionBias));
     m_o = register_module("o_proj", Dense(w, prefix + ".o_proj", cfg.attentionBias && !cfg.qkvBiasOnly));
+    if (auto fusedWeight = optionalWeight(w, prefix + ".qkv_proj.weight"); fusedWeight.defined()) {
+        const std::int64_t rows = m_q->outFeatures() + m_k->outFeatures() + m_v->outFeatures();
+        TORCH_CHECK(fusedWeight.size(0) == rows && m_q->weight().data_ptr() == fusedWeight.data_ptr(), prefix,
+                    ": fused q/k/v weight does not hold the q, k and v weights");
+        m_qkv = Dense(fusedWeight, optionalWeight(w, prefix + ".qkv_proj.bias"));
+    }
+}
+
+std::array<torch::Tensor, 3> LlamaAttentionImpl::project(const torch::Tensor& x) const {
+    if (m_qkv.is_empty()) return {m_q->forward(x), m_k->forward(x), m_v->forward(x)};
+    auto y = m_qkv->forward(x);
+    const std::int64_t q = m_q->outFeatures(), kv = m_k->outFeatures();
+    return {y.narrow(-1, 0, q), y.narrow(-1, q, kv), y.narrow(-1, q + kv, kv)};
 }
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const RopeTable& rope, std::int64_t start,
                                           KvCache* cache, int layer, LayerCapture* capture) const {
     const std::int64_t batch = x.size(0), len = x.size(1);
-    auto q = m_q->forward(x).view({batch, len, m_heads, m_headDim}).transpose(1, 2);
-    auto k = m_k->forward(x).view({batch, len, m_kvHeads, m_headDim}).transpose(1, 2);
-    auto v = m_v->forward(x).view({batch, len, m_kvHeads, m_headDim}).transpose(1, 2);
+    auto [qx, kx, vx] = project(x);
+    auto q = qx.view({batch, len, m_heads, m_headDim}).transpose(1, 2);
+    auto k = kx.view({batch, len, m_kvHeads, m_headDim}).transpose(1, 2);
+    auto v = vx.view({batch, len, m_kvHeads, m_headDim}).transpose(1, 2);
     q = applyRotary(q, rope);
     k = applyRotary(k, rope);
     torch::Tensor keys = k, values = v;
@@ -107,9 +214,10 @@ torch::Tensor LlamaAttentionImpl::forwardStatic(const torch::Tensor& x, const Ro
                                                 torch::Tensor& values) const {
     TORCH_CHECK(x.dim() == 3 && x.size(0) == 1 && x.size(1) == 1, "static decode: one row expected, got ",
                 x.sizes());
-    auto q = m_q->forward(x).view({1, 1, m_heads, m_headDim}).transpose(1, 2);
-    auto k = m_k->forward(x).view({1, 1, m_kvHeads, m_headDim}).transpose(1, 2);
-    auto v = m_v->forward(x).view({1, 1, m_kvHeads, m_headDim}).transpose(1, 2);
+    auto [qx, kx, vx] = project(x);
+    auto q = qx.view({1, 1, m_heads, m_headDim}).transpose(1, 2);
+    auto k = kx.view({1, 1, m_kvHeads, m_headDim}).transpose(1, 2);
+    auto v = vx.view({1, 1, m_kvHeads, m_headDim}).transpose(1, 2);
     q = applyRotary(q, rope);
     k = applyRotary(k, rope);
     keys.index_copy_(1, step.position, k[0]);
@@ -124,20 +232,35 @@ LlamaMlpImpl::LlamaMlpImpl(const WeightMap& w, const std::string& prefix, const 
     m_gate = register_module("gate_proj", Dense(w, prefix + ".gate_proj", cfg.mlpBias));
     m_up = register_module("up_proj", Dense(w, prefix + ".up_proj", cfg.mlpBias));
     m_down = register_module("down_proj", Dense(w, prefix + ".down_proj", cfg.mlpBias));
+    if (auto fusedWeight = optionalWeight(w, prefix + ".gate_up_proj.weight"); fusedWeight.defined()) {
+        TORCH_CHECK(fusedWeight.size(0) == m_gate->outFeatures() + m_up->outFeatures() &&
+                        m_gate->weight().data_ptr() == fusedWeight.data_ptr(),
+                    prefix, ": fused gate/up weight does not hold the gate and up weights");
+        m_gateUp = Dense(fusedWeight, optionalWeight(w, prefix + ".gate_up_proj.bias"));
+    }
 }
 
 torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) const {
+    torch::Tensor gate, up;
+    if (m_gateUp.is_empty()) {
+        gate = m_gate->forward(x);
+        up = m_up->forward(x);
+    } else {
+        auto y = m_gateUp->forward(x);  // [.., 2 × intermediate]: gate, then up
+        const std::int64_t inter = m_gate->outFeatures();
+        gate = y.narrow(-1, 0, inter);
+        up = y.narrow(-1, inter, inter);
+    }
     if (torch::GradMode::is_enabled() || x.requires_grad())
-        return m_down->forward(activation(m_act, m_gate->forward(x)) * m_up->forward(x));
+        return m_down->forward(activation(m_act, gate) * up);
     // Inference: the activation and the product in place, so that at most two intermediate-sized tensors
-    // are alive at once (a long prefill's peak memory is set here).
-    torch::Tensor h = m_gate->forward(x);
+    // are alive at once (a long prefill's peak memory is set here; fused, they are one tensor).
     if (m_silu)
-        torch::silu_(h);
+        torch::silu_(gate);
     else
-        h = activation(m_act, h);
-    h.mul_(m_up->forward(x));
-    return m_down->forward(h);
+        gate = activation(m_act, gate);
+    gate.mul_(up);
+    return m_down->forward(gate);
 }
 
 LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const WeightMap& w, const std::string& prefix,

@@ -11,6 +11,7 @@
 // construction, so one model may serve several threads, each with its own Context.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -86,9 +87,14 @@ public:
     int headDim() const { return m_headDim; }
     Dense qProj() const { return m_q; }
     Dense kProj() const { return m_k; }
+    bool fused() const { return !m_qkv.is_empty(); }
 
 private:
+    // q, k and v of x: one matrix product when the weights were fused (views of its output), else three.
+    std::array<torch::Tensor, 3> project(const torch::Tensor& x) const;
+
     Dense m_q{nullptr}, m_k{nullptr}, m_v{nullptr}, m_o{nullptr};
+    Dense m_qkv{nullptr};  // fused q/k/v (fuseLlamaProjections); unregistered, as m_q/k/v view it
     int m_heads, m_kvHeads, m_headDim;
     double m_scale;
 };
@@ -101,6 +107,7 @@ public:
 
 private:
     Dense m_gate{nullptr}, m_up{nullptr}, m_down{nullptr};
+    Dense m_gateUp{nullptr};  // fused gate/up (fuseLlamaProjections); unregistered, as m_gate/up view it
     std::string m_act;
     bool m_silu;  // m_act is "silu": applied in place at inference
 };
@@ -133,6 +140,18 @@ TORCH_MODULE(LlamaDecoderLayer);
 // <prefix>model.embed_tokens.weight, <prefix>model.layers.N.*, <prefix>model.norm.weight,
 // <prefix>lm_head.weight (unless tie_word_embeddings).
 std::vector<WeightSpec> llamaWeightSpecs(const io::LlamaConfig& cfg, const std::string& prefix);
+
+// Fused projections: one matrix product for each layer's q/k/v and one for its gate/up instead of five
+// (fewer, larger kernels). Replaces, in `w`, each layer's q_proj, k_proj and v_proj (and gate_proj, up_proj)
+// weights and biases by row views into one new tensor per group, kept under <layer>.self_attn.qkv_proj.* and
+// <layer>.mlp.gate_up_proj.*. The parts keep their names (an SD-RPN twig is initialised from them) and no
+// memory is added: each group is copied into its new tensor and its old tensors are released (when `w` held
+// the only reference) before the next group, so the peak is one group more than the weights. A group whose
+// parts are not all there, or differ in dtype, device or width, is left as it is. A LlamaTextModel built from
+// such a map runs the fused products. SDRPN_FUSED_PROJECTIONS=0 turns fusion off (for comparisons). Returns
+// the number of groups fused.
+int fuseLlamaProjections(WeightMap& w, const io::LlamaConfig& cfg, const std::string& prefix);
+bool fusedProjectionsEnabled();
 
 struct TextForward {
     int endLayer = -1;            // run decoder layers [0, endLayer); -1 = all

@@ -2,6 +2,7 @@
 // check, CLIP folder resolution for the original layout, dtype / device conversion.
 #include "core/io/safetensors.h"
 #include "core/models/llava.h"
+#include "core/models/llama.h"
 #include "core/models/unfilled_checkpoint.h"
 #include "core/models/vision_tower.h"
 
@@ -192,6 +193,7 @@ std::shared_ptr<const LlavaModel> loadLlava(const std::string& modelDir, const L
     const auto specs = llavaWeightSpecs(cfg);
     checkWeights(source, specs, "LLaVA checkpoint " + modelDir);
     WeightMap weights = loadWeights(source, specs, device, dtype, job, "LLaVA checkpoint " + modelDir);
+    fuseLlamaProjections(weights, cfg.text, "language_model.");
     auto model = std::make_shared<const LlavaModel>(cfg, weights, device, dtype, modelDir);
     job.report(1, 1, "loaded " + modelDir);
     return model;

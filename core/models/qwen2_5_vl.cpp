@@ -367,6 +367,7 @@ std::shared_ptr<const Qwen2_5VlModel> loadQwen2_5Vl(const std::string& modelDir,
     job.throwIfCancelled();
     checkWeights(source, specs, what);
     WeightMap weights = loadWeights(source, specs, device, dtype, job, what);
+    fuseLlamaProjections(weights, cfg.text, "");
     auto model = std::make_shared<const Qwen2_5VlModel>(cfg, weights, device, dtype, modelDir);
     job.report(1, 1, "loaded " + modelDir);
     return model;

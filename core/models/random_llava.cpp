@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/models/llama.h"
 #include "core/result.h"
 
 namespace sdrpn::models {
@@ -124,6 +125,7 @@ std::shared_ptr<const LlavaModel> makeRandomLlava(const io::LlavaConfig& cfg, to
                                                   bool deterministic) {
     checkComputeSupport(device, dtype);
     auto weights = randomLlavaWeights(cfg, device, dtype, seed, deterministic);
+    fuseLlamaProjections(weights, cfg.text, "language_model.");
     return std::make_shared<const LlavaModel>(cfg, weights, device, dtype, "random weights");
 }
 

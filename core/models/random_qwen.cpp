@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/models/llama.h"
 #include "core/models/random_llava.h"
 #include "core/result.h"
 
@@ -104,6 +105,7 @@ std::shared_ptr<const Qwen2_5VlModel> makeRandomQwenVl(const io::QwenVlConfig& c
                                                        bool deterministic) {
     checkComputeSupport(device, dtype);
     auto weights = randomWeightsFor(qwenVlWeightSpecs(cfg), device, dtype, seed, deterministic);
+    fuseLlamaProjections(weights, cfg.text, "");
     return std::make_shared<const Qwen2_5VlModel>(cfg, weights, device, dtype, "random weights");
 }
 

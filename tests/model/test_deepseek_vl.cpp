@@ -19,6 +19,7 @@
 #include "core/io/safetensors.h"
 #include "core/io/tensor_io.h"
 #include "core/models/deepseek_vl.h"
+#include "core/models/llama.h"
 #include "core/models/registry.h"
 #include "core/models/static_decoder.h"
 #include "tests/support/test_support.h"
@@ -121,6 +122,8 @@ TEST_F(DeepseekVlParity, RegistryLoadsTheFamilyAndInfoDescribesTheFixture) {
     EXPECT_EQ(s_model->imageGrid(), (ImageGrid{24, 24}));
     EXPECT_EQ(info.imageSize, 384);
     EXPECT_EQ(info.dtype, torch::kFloat);
+    // The parity tests run the fused q/k/v and gate/up products.
+    EXPECT_TRUE(model->text()->layer(0)->attention()->fused());
     // The top-level config says tie_word_embeddings true, text_config false: the text config wins and the
     // checkpoint's lm_head is required and used. (The fixture's lm_head equals its embed_tokens, so the
     // parity checks cannot tell the two apart; TiedWordEmbeddingsFollowTheTextConfig covers tying.)

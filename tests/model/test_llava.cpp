@@ -2,8 +2,10 @@
 // tower, projector, every layer's hidden state, every layer's captured attention rows, full logits, greedy
 // generation with its step logits; plus the KV-cache, capture and generation contracts.
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -11,7 +13,9 @@
 #include "core/io/safetensors.h"
 #include "core/io/tensor_io.h"
 #include "core/models/generation.h"
+#include "core/models/llama.h"
 #include "core/models/llava.h"
+#include "core/models/random_llava.h"
 #include "core/models/registry.h"
 #include "tests/support/test_support.h"
 
@@ -426,6 +430,124 @@ TEST_F(LlavaParity, CaptureCostIsSmall) {
     RecordProperty("prefill_capture_ms", std::to_string(captured * 1e3));
     EXPECT_GT(stats.seconds, 0.0);
     EXPECT_EQ(stats.peakScratchBytes, 4 * 21 * kSeq * 4);
+}
+
+// Bytes of the distinct storages behind the map's tensors (views of one storage count once).
+std::int64_t storageBytes(const WeightMap& w) {
+    std::set<const void*> seen;
+    std::int64_t bytes = 0;
+    for (const auto& [name, t] : w) {
+        const auto& storage = t.storage();
+        if (seen.insert(storage.data()).second) bytes += std::int64_t(storage.nbytes());
+    }
+    return bytes;
+}
+
+TEST_F(LlavaParity, TheLoadedModelRunsFusedProjectionsAndMatchesSeparateOnes) {
+    // Every parity test of this suite runs the fused q/k/v and gate/up products of the loaded model.
+    for (int i = 0; i < s_model->layerCount(); ++i)
+        EXPECT_TRUE(s_model->text()->layer(i)->attention()->fused()) << "layer " << i;
+    // The same fixture with fusion turned off gives the same logits, hidden states and greedy answer.
+    ::setenv("SDRPN_FUSED_PROJECTIONS", "0", 1);
+    std::shared_ptr<const LlavaModel> separate;
+    try {
+        separate = loadLlava(test::fixturePath("tiny-llava-hf"), LoadOptions{}, JobContext::none());
+    } catch (...) {
+        ::unsetenv("SDRPN_FUSED_PROJECTIONS");
+        throw;
+    }
+    ::unsetenv("SDRPN_FUSED_PROJECTIONS");
+    ASSERT_FALSE(separate->text()->layer(0)->attention()->fused());
+    PrefillOptions options;
+    options.allLogits = true;
+    options.keepHidden = {3, 6};
+    auto fusedCtx = s_model->newContext();
+    auto separateCtx = separate->newContext();
+    const auto a = s_model->prefill(*fusedCtx, prompt(), options);
+    const auto b = separate->prefill(*separateCtx, prompt(), options);
+    EXPECT_TENSOR_NEAR(a.logits, b.logits, 1e-5);
+    EXPECT_TENSOR_NEAR(a.hidden.at(3), b.hidden.at(3), 1e-5);
+    EXPECT_TENSOR_NEAR(a.hidden.at(6), b.hidden.at(6), 1e-5);
+    GenerationOptions greedy;
+    greedy.maxNewTokens = 12;
+    auto g1 = s_model->newContext();
+    auto g2 = separate->newContext();
+    EXPECT_EQ(generate(*s_model, *g1, prompt(), greedy, JobContext::none()).tokens,
+              generate(*separate, *g2, prompt(), greedy, JobContext::none()).tokens);
+}
+
+TEST(FusedProjections, PartsBecomeViewsOfOneTensorAndNoMemoryIsAdded) {
+    torch::NoGradGuard noGrad;
+    const auto cfg = randomLlavaConfig("demo");
+    WeightMap w = randomLlavaWeights(cfg, torch::kCPU, torch::kFloat, 3, true);
+    const std::string p = "language_model.model.layers.1";
+    const auto q = w.at(p + ".self_attn.q_proj.weight").clone();
+    const auto v = w.at(p + ".self_attn.v_proj.weight").clone();
+    const auto up = w.at(p + ".mlp.up_proj.weight").clone();
+    // Layer 0 lacks its v_proj: that group stays as it is, the others are fused.
+    w.erase("language_model.model.layers.0.self_attn.v_proj.weight");
+    const std::int64_t before = storageBytes(w);
+    const std::size_t tensors = w.size();
+
+    EXPECT_EQ(fuseLlamaProjections(w, cfg.text, "language_model."), 2 * cfg.text.numHiddenLayers - 1);
+    EXPECT_EQ(storageBytes(w), before);
+    EXPECT_EQ(w.size(), tensors + 2 * cfg.text.numHiddenLayers - 1);  // the fused tensors, beside their parts
+    EXPECT_FALSE(w.count("language_model.model.layers.0.self_attn.qkv_proj.weight"));
+    EXPECT_TRUE(w.count("language_model.model.layers.0.mlp.gate_up_proj.weight"));
+
+    const auto& qkv = w.at(p + ".self_attn.qkv_proj.weight");
+    const std::int64_t h = cfg.text.hiddenSize, qRows = q.size(0), kvRows = v.size(0);
+    ASSERT_EQ(qkv.sizes(), (std::vector<std::int64_t>{qRows + 2 * kvRows, h}));
+    EXPECT_EQ(w.at(p + ".self_attn.q_proj.weight").data_ptr(), qkv.data_ptr());
+    EXPECT_EQ(w.at(p + ".self_attn.v_proj.weight").data_ptr<float>(),
+              qkv.data_ptr<float>() + (qRows + kvRows) * h);
+    EXPECT_TRUE(torch::equal(w.at(p + ".self_attn.q_proj.weight"), q));
+    EXPECT_TRUE(torch::equal(w.at(p + ".self_attn.v_proj.weight"), v));
+    EXPECT_TRUE(torch::equal(qkv.narrow(0, qRows + kvRows, kvRows), v));
+    EXPECT_TRUE(torch::equal(w.at(p + ".mlp.gate_up_proj.weight").narrow(0, up.size(0), up.size(0)), up));
+    EXPECT_TRUE(w.at(p + ".self_attn.k_proj.weight").is_contiguous());
+    // Fusing again changes nothing.
+    EXPECT_EQ(fuseLlamaProjections(w, cfg.text, "language_model."), 0);
+    EXPECT_EQ(storageBytes(w), before);
+}
+
+TEST(FusedProjections, BiasesAreFusedWithTheirWeightsOrTheGroupIsLeftAlone) {
+    torch::NoGradGuard noGrad;
+    io::LlamaConfig cfg = randomLlavaConfig("demo").text;
+    cfg.numHiddenLayers = 2;
+    cfg.attentionBias = true;
+    cfg.qkvBiasOnly = true;
+    WeightMap w;
+    for (const auto& spec : llamaWeightSpecs(cfg, "")) w[spec.name] = torch::randn(spec.shape);
+    // Layer 1's k_proj has no bias while q and v have one: that group cannot be fused.
+    w.erase("model.layers.1.self_attn.k_proj.bias");
+    const auto qBias = w.at("model.layers.0.self_attn.q_proj.bias").clone();
+    const auto vBias = w.at("model.layers.0.self_attn.v_proj.bias").clone();
+    EXPECT_EQ(fuseLlamaProjections(w, cfg, ""), 3);
+    const auto& bias = w.at("model.layers.0.self_attn.qkv_proj.bias");
+    ASSERT_EQ(bias.size(0), qBias.size(0) + 2 * vBias.size(0));
+    EXPECT_TRUE(torch::equal(bias.narrow(0, 0, qBias.size(0)), qBias));
+    EXPECT_TRUE(torch::equal(bias.narrow(0, bias.size(0) - vBias.size(0), vBias.size(0)), vBias));
+    EXPECT_EQ(w.at("model.layers.0.self_attn.v_proj.bias").data_ptr(),
+              bias.narrow(0, qBias.size(0) + vBias.size(0), 1).data_ptr());
+    EXPECT_FALSE(w.count("model.layers.1.self_attn.qkv_proj.weight"));
+    EXPECT_TRUE(w.count("model.layers.1.mlp.gate_up_proj.weight"));
+
+    // A layer built from the fused map computes what one built from separate tensors computes.
+    WeightMap separate;
+    for (const auto& [name, t] : w)
+        if (name.find("qkv_proj") == std::string::npos && name.find("gate_up_proj") == std::string::npos)
+            separate[name] = t.clone();
+    LlamaDecoderLayer fused(w, "model.layers.0", cfg), plain(separate, "model.layers.0", cfg);
+    EXPECT_TRUE(fused->attention()->fused());
+    EXPECT_FALSE(plain->attention()->fused());
+    RotaryEmbedding rotary(cfg.headDim, cfg.ropeTheta, torch::kCPU);
+    const auto x = torch::randn({1, 7, cfg.hiddenSize});
+    const auto rope = rotary.table(0, 7, torch::kFloat);
+    EXPECT_TENSOR_NEAR(fused->forward(x, rope), plain->forward(x, rope), 1e-5);
+    // With gradients (how a twig layer trains) the fused path gives the same values too.
+    torch::AutoGradMode grad(true);
+    EXPECT_TENSOR_NEAR(fused->forward(x, rope).detach(), plain->forward(x, rope).detach(), 1e-5);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "core/io/safetensors.h"
 #include "core/io/tensor_io.h"
 #include "core/models/generation.h"
+#include "core/models/llama.h"
 #include "core/models/qwen2_5_vl.h"
 #include "core/models/registry.h"
 #include "core/models/static_decoder.h"
@@ -163,6 +164,9 @@ TEST_F(QwenParity, InfoDescribesTheFixture) {
     const WeightMap layer = s_model->decoderLayerWeights(0);
     EXPECT_EQ(layer.count("self_attn.q_proj.bias"), 1u);
     EXPECT_EQ(layer.count("self_attn.o_proj.bias"), 0u);
+    // The parity tests run the fused q/k/v product (biases included) and the fused gate/up product.
+    for (int i = 0; i < s_model->layerCount(); ++i)
+        EXPECT_TRUE(s_model->text()->layer(i)->attention()->fused()) << "layer " << i;
     EXPECT_EQ(s_model->info().source, test::fixturePath("tiny-qwen2_5-vl"));
 }
 
