@@ -2,8 +2,10 @@
 #include <QApplication>
 
 #include "app/studio_launcher.h"
+#include "core/host_memory.h"
 
 int main(int argc, char** argv) {
+    sdrpn::keepHostMemory();
     QApplication app(argc, argv);
     configureStudioApplication(app);
     const StudioOptions options = parseStudioOptions(app);

@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/host_memory.h"
 
 namespace {
 
@@ -40,6 +41,7 @@ void usage(std::FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    sdrpn::keepHostMemory();
     if (argc < 2) {
         usage(stderr);
         return sdrpn::cli::kExitUsage;
