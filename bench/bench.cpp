@@ -29,9 +29,11 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "core/host_memory.h"
 #include "core/models/attention.h"
 #include "core/models/device_stats.h"
 #include "core/models/generation.h"
+#include "core/models/llama.h"
 #include "core/models/geometry.h"
 #include "core/models/qwen2_5_vl.h"
 #include "core/models/random_llava.h"
@@ -336,6 +338,8 @@ int runChecks(const Options& o, torch::Device device, torch::ScalarType dtype) {
         const bool exact = t == torch::kFloat;
         models::WeightMap w;
         for (const auto& [name, tensor] : base) w[name] = tensor.to(device, t);
+        // The device runs the fused q/k/v and gate/up products; the CPU reference does not.
+        models::fuseLlamaProjections(w, cfg.text, "language_model.");
         auto model = std::make_shared<const LlavaModel>(cfg, w, device, t, "check");
         models::PromptInput prompt;
         prompt.ids = ids;
@@ -409,6 +413,7 @@ int runChecks(const Options& o, torch::Device device, torch::ScalarType dtype) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    const HostMemoryTuning hostMemory = keepHostMemory();  // as the sdrpn programs do
     const Options o = parseArgs(argc, argv);
     if (o.threads > 0) torch::set_num_threads(o.threads);
     try {
@@ -451,7 +456,8 @@ int main(int argc, char** argv) {
         models::synchronizeDevice(device);
         const double buildSeconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - built).count();
-        const auto weightsBytes = models::memoryStats(device).currentBytes;
+        const auto loaded = models::memoryStats(device);
+        const auto weightsBytes = loaded.currentBytes;
 
         // The prompt: BOS + system text, the image, the question.
         std::mt19937 rng(1);
@@ -720,7 +726,13 @@ int main(int argc, char** argv) {
                                        ? values["peak_memory_baseline_answer_mb"]
                                        : values["peak_memory_run_mb"];
         values["weights_mb"] = weightsBytes >= 0 ? double(weightsBytes) / (1 << 20) : -1.0;
+        // What the caching allocator holds once the model is built (cached blocks included): the fused
+        // projections must not leave the parts' old blocks behind.
+        values["reserved_after_load_mb"] =
+            loaded.reservedBytes >= 0 ? double(loaded.reservedBytes) / (1 << 20) : -1.0;
         values["memory_source"] = mem.source;
+        values["host_memory"] = hostMemory.detail;
+        values["fused_projections"] = models::fusedProjectionsEnabled();
         values["build_seconds"] = buildSeconds;
 
         // The studio's per-slider-move paths (CPU, plain data): re-denoising every layer's map and the RoI
@@ -787,6 +799,8 @@ int main(int argc, char** argv) {
         std::printf("sdrpn-bench: %s, %s %s, LibTorch %s, %d CPU threads\n", what.c_str(),
                     device.str().c_str(), models::computeDTypeName(dtype).c_str(), TORCH_VERSION,
                     torch::get_num_threads());
+        std::printf("host memory: %s; q/k/v and gate/up projections %s\n", hostMemory.detail.c_str(),
+                    models::fusedProjectionsEnabled() ? "fused" : "separate (SDRPN_FUSED_PROJECTIONS=0)");
         std::printf(
             "model: %d layers, %d heads, hidden %d; prompt %lld tokens (%d + %lld image + %d); median of "
             "%d\n",
@@ -798,6 +812,9 @@ int main(int argc, char** argv) {
             std::printf("| %-48s | %10.3f | %-52s |\n", r.name.c_str(), r.ms, r.note.c_str());
         std::printf("peak memory %.0f MiB (%s), weights %.0f MiB\n", values["peak_memory_mb"].get<double>(),
                     mem.source.c_str(), values["weights_mb"].get<double>());
+        if (loaded.reservedBytes >= 0)
+            std::printf("reserved by the caching allocator after loading: %.0f MiB\n",
+                        values["reserved_after_load_mb"].get<double>());
         if (values.contains("memory_trace_baseline_answer")) {
             std::printf("memory during one baseline answer (MiB, current / peak):");
             for (const char* k : {"start", "reserved", "vision", "prefill", "decode"}) {

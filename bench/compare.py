@@ -3,6 +3,7 @@
 
 Usage:
   python3 bench/compare.py ours.json hf.json [--markdown]
+  python3 bench/compare.py --ab a.json b.json [--markdown]   (two sdrpn-bench runs: every common row, a/b)
 
 ours.json (sdrpn-bench):  {"preset", "device", "dtype", "prompt_tokens",
                            "rows": [{"id", "name", "ms", "note"}, ...],
@@ -150,12 +151,39 @@ def describe(data):
     return ", ".join(parts) if parts else "(no description)"
 
 
+def compare_runs(path_a, path_b, md):
+    """Two sdrpn-bench results side by side (e.g. fused projections against separate ones): every row both
+    have, a ms, b ms, a/b; then the peak memory."""
+    a = load(path_a, "first")
+    b = load(path_b, "second")
+    rows_a = rows_by_id(a, path_a, "first")
+    rows_b = rows_by_id(b, path_b, "second")
+    body = [[k, fmt(v), fmt(rows_b[k]), fmt(ratio(v, rows_b[k]))] for k, v in rows_a.items() if k in rows_b]
+    ma, mb = value(a, "peak_memory_mb"), value(b, "peak_memory_mb")
+    if ma is not None or mb is not None:
+        body.append(["peak memory (MB)", fmt(ma, 0), fmt(mb, 0), fmt(ratio(ma, mb))])
+    out = ["## " if md else ""]
+    out[0] += f"{path_a} against {path_b}"
+    out += ["", f"- a: {describe(a)}", f"- b: {describe(b)}", ""]
+    out.append(table(["row", "a ms", "b ms", "a/b"], body, "lrrr"))
+    print("\n".join(out))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Compare sdrpn-bench timings with the Hugging Face reference.")
     ap.add_argument("ours", help="JSON written by sdrpn-bench --json")
-    ap.add_argument("hf", help="JSON written by bench/hf_reference.py --json")
+    ap.add_argument("hf", help="JSON written by bench/hf_reference.py --json (with --ab: a second sdrpn-bench run)")
     ap.add_argument("--markdown", action="store_true", help="headings and a targets table, for documents")
+    ap.add_argument("--ab", action="store_true", help="both files are sdrpn-bench results: each row, first/second")
     args = ap.parse_args(argv)
+
+    if args.ab:
+        try:
+            compare_runs(args.ours, args.hf, args.markdown)
+        except InputError as e:
+            print(f"compare: {e}", file=sys.stderr)
+            return 2
+        return 0
 
     try:
         ours = load(args.ours, "ours")

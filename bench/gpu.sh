@@ -10,7 +10,10 @@
 #      the other on the same GPU, and prints our time over theirs for each row (bench/compare.py).
 #
 #   bench/gpu.sh [--presets "llava-1.5-7b qwen2.5-vl-7b llava-1.5-13b"] [--out DIR] [--repeats N] [--dtype bf16|fp16]
-#                [--build-dir DIR] [--skip-hf] [--skip-check]
+#                [--build-dir DIR] [--skip-hf] [--skip-check] [--also-unfused]
+#
+# --also-unfused: after each preset, runs sdrpn-bench once more with SDRPN_FUSED_PROJECTIONS=0 (separate q/k/v
+# and gate/up products) and prints fused over separate for each row (about 40 s more per preset on an H100).
 #
 # Results: DIR (default $OUT, else bench-gpu) holds summary.md (everything printed, the comparison tables
 # included), build.log, check-<dtype>.log, ours-<preset>.json and hf-<preset>.json. Exit status: 0 when everything
@@ -26,6 +29,7 @@ dtype=bf16
 build=$here/build-gpu
 skip_hf=0
 skip_check=0
+also_unfused=0
 prefix_tokens=35  # BOS + the LLaVA-1.5 system prompt
 suffix_tokens=10  # the question
 while [ $# -gt 0 ]; do
@@ -37,7 +41,8 @@ while [ $# -gt 0 ]; do
     --build-dir) build=$2; shift 2 ;;
     --skip-hf) skip_hf=1; shift ;;
     --skip-check) skip_check=1; shift ;;
-    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
+    --also-unfused) also_unfused=1; shift ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) echo "gpu.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -111,6 +116,16 @@ for preset in $presets; do
       "${common[@]}" --decode-tokens 32 --json "$out/hf-$preset.json" 2>&1 | tee -a "$summary"
     python3 "$here/bench/compare.py" "$out/ours-$preset.json" "$out/hf-$preset.json" --markdown 2>&1 \
       | tee -a "$summary"
+  fi
+  if [ "$also_unfused" = 1 ]; then
+    say "### $preset, separate q/k/v and gate/up products (SDRPN_FUSED_PROJECTIONS=0)"
+    if SDRPN_FUSED_PROJECTIONS=0 timeout "${STEP_TIMEOUT:-300}" "$bench" --preset "$preset" --device cuda "${common[@]}" \
+        --decode-tokens 32 --json "$out/ours-$preset-unfused.json" >"$out/ours-$preset-unfused.log" 2>&1; then
+      python3 "$here/bench/compare.py" --ab "$out/ours-$preset.json" "$out/ours-$preset-unfused.json" 2>&1 \
+        | tee -a "$summary"
+    else
+      say "sdrpn-bench (unfused) FAILED on $preset; see ours-$preset-unfused.log"
+    fi
   fi
   say "$preset done after $(elapsed)"
 done
