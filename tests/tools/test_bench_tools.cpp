@@ -131,10 +131,12 @@ TEST(BenchRun, DemoJsonFeedsCompareAgainstAReferenceAndAnotherRun) {
     EXPECT_NE(out.find("| prefill "), std::string::npos) << out;
     EXPECT_NE(out.find("0.50 |"), std::string::npos) << out;
     std::istringstream lines(out);
-    for (std::string line; std::getline(lines, line);)
-        if (line.find("| 1.00 |") != std::string::npos)
+    for (std::string line; std::getline(lines, line);) {
+        if (line.find("| 1.00 |") != std::string::npos) {
             EXPECT_NE(line.find("peak memory"), std::string::npos)
                 << "every timed row is twice as slow in b: " << line;
+        }
+    }
 }
 
 TEST(CompareScript, UnreadableInputsExitWithTwoNamingTheFile) {
