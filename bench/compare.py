@@ -162,9 +162,8 @@ def compare_runs(path_a, path_b, md):
     ma, mb = value(a, "peak_memory_mb"), value(b, "peak_memory_mb")
     if ma is not None or mb is not None:
         body.append(["peak memory (MB)", fmt(ma, 0), fmt(mb, 0), fmt(ratio(ma, mb))])
-    out = ["## " if md else ""]
-    out[0] += f"{path_a} against {path_b}"
-    out += ["", f"- a: {describe(a)}", f"- b: {describe(b)}", ""]
+    title = f"{path_a} against {path_b}"
+    out = ["## " + title if md else title, "", f"- a: {describe(a)}", f"- b: {describe(b)}", ""]
     out.append(table(["row", "a ms", "b ms", "a/b"], body, "lrrr"))
     print("\n".join(out))
 

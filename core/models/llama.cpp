@@ -23,27 +23,31 @@ void synchronize(torch::Device device) {
     if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
-// Copies the tensors `<part><suffix>` into one [sum of rows, ...] tensor stored as `<fused><suffix>` and
-// replaces each part by its row view. Returns false (and changes nothing) unless every part is there with
-// the same dtype, device and trailing shape.
-bool fuseRows(WeightMap& w, const std::string& fused, const std::vector<std::string>& parts,
-              const std::string& suffix) {
+// The tensors `<part><suffix>` when every part has one and all agree in dtype, device and trailing shape;
+// otherwise none.
+std::vector<torch::Tensor> rowsToFuse(const WeightMap& w, const std::vector<std::string>& parts,
+                                      const std::string& suffix) {
     std::vector<torch::Tensor> tensors;
-    std::int64_t rows = 0;
     for (const auto& part : parts) {
         auto it = w.find(part + suffix);
-        if (it == w.end() || !it->second.defined()) return false;
+        if (it == w.end() || !it->second.defined() || it->second.dim() < 1) return {};
         const auto& t = it->second;
         if (!tensors.empty() &&
             (t.scalar_type() != tensors[0].scalar_type() || t.device() != tensors[0].device() ||
              t.dim() != tensors[0].dim() || t.sizes().slice(1) != tensors[0].sizes().slice(1)))
-            return false;
-        if (t.dim() < 1) return false;
+            return {};
         tensors.push_back(t);
-        rows += t.size(0);
     }
+    return tensors;
+}
+
+// Copies `tensors` (rowsToFuse's) into one [sum of rows, ...] tensor stored as `<fused><suffix>` and replaces
+// each part by its row view, releasing the part's old tensor (unless held elsewhere) before the next copy.
+void fuseRows(WeightMap& w, const std::string& fused, const std::vector<std::string>& parts,
+              const std::string& suffix, std::vector<torch::Tensor> tensors) {
     auto shape = tensors[0].sizes().vec();
-    shape[0] = rows;
+    shape[0] = 0;
+    for (const auto& t : tensors) shape[0] += t.size(0);
     torch::Tensor all = torch::empty(shape, tensors[0].options());
     std::int64_t offset = 0;
     for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -51,43 +55,31 @@ bool fuseRows(WeightMap& w, const std::string& fused, const std::vector<std::str
         torch::Tensor view = all.narrow(0, offset, n);
         view.copy_(tensors[i]);
         tensors[i] = torch::Tensor();
-        w[parts[i] + suffix] = view;  // the map's old tensor goes here (freed unless held elsewhere)
+        w[parts[i] + suffix] = view;
         offset += n;
     }
     w[fused + suffix] = all;
-    return true;
 }
 
-// Whether every part has `<part><suffix>` (all) or none has it (none); anything else is left unfused.
-enum class Presence { All, None, Mixed };
-Presence presence(const WeightMap& w, const std::vector<std::string>& parts, const std::string& suffix) {
-    std::size_t found = 0;
-    for (const auto& part : parts) {
-        auto it = w.find(part + suffix);
-        found += it != w.end() && it->second.defined();
-    }
-    return found == parts.size() ? Presence::All : found == 0 ? Presence::None : Presence::Mixed;
-}
-
+// Fuses a group's weights, and its biases when every part has one; a group is fused whole or not at all.
 bool fuseGroup(WeightMap& w, const std::string& fused, const std::vector<std::string>& parts) {
     if (w.count(fused + ".weight")) return false;  // already fused
-    const Presence bias = presence(w, parts, ".bias");
-    if (bias == Presence::Mixed || presence(w, parts, ".weight") != Presence::All) return false;
-    // Check the biases can be fused before touching the weights, so that a group is fused whole or not.
-    if (bias == Presence::All) {
-        for (std::size_t i = 1; i < parts.size(); ++i) {
-            const auto& a = w.at(parts[0] + ".bias");
-            const auto& b = w.at(parts[i] + ".bias");
-            if (a.scalar_type() != b.scalar_type() || a.device() != b.device() || a.dim() != 1 ||
-                b.dim() != 1)
-                return false;
-        }
-        for (const auto& part : parts)
-            if (w.at(part + ".bias").size(0) != w.at(part + ".weight").size(0)) return false;
+    auto weights = rowsToFuse(w, parts, ".weight");
+    if (weights.empty()) return false;
+    std::size_t withBias = 0;
+    for (const auto& part : parts) withBias += optionalWeight(w, part + ".bias").defined();
+    std::vector<torch::Tensor> biases;
+    if (withBias == parts.size()) {
+        biases = rowsToFuse(w, parts, ".bias");
+        if (biases.empty()) return false;
+        for (std::size_t i = 0; i < parts.size(); ++i)
+            if (biases[i].dim() != 1 || biases[i].size(0) != weights[i].size(0)) return false;
+    } else if (withBias != 0) {
+        return false;  // some parts with a bias, some without
     }
-    const torch::Device device = w.at(parts[0] + ".weight").device();
-    if (!fuseRows(w, fused, parts, ".weight")) return false;
-    if (bias == Presence::All) fuseRows(w, fused, parts, ".bias");
+    const torch::Device device = weights[0].device();
+    fuseRows(w, fused, parts, ".weight", std::move(weights));
+    if (!biases.empty()) fuseRows(w, fused, parts, ".bias", std::move(biases));
     // On CUDA the parts' old blocks stay in the caching allocator, and the next group (the same size as
     // this one) cannot reuse them: handed back now, the device never holds more than one group over the
     // weights, reserved or allocated.

@@ -140,9 +140,8 @@ protected:
         return store;
     }
 
-    // Random points in a run as long as the last uninterrupted one (this build's speed, not a guess).
-    // A random point within a clean run; `share`: the part of the work still to do (a resumed run is
-    // shorter), so that the signal still lands before the end.
+    // A random point within the last uninterrupted run (this build's speed, not a guess), scaled by `share`:
+    // the part of the work still to do (a resumed run is shorter), so that the signal lands before the end.
     std::chrono::milliseconds randomPoint(std::mt19937& rng, double share = 1.0) const {
         const double ms = std::chrono::duration<double, std::milli>(lastRun).count() * share;
         return std::chrono::milliseconds(
